@@ -1,0 +1,10 @@
+"""tsmnet: the Temporal Shift Module backbone, drop-in compatible with MMAction2's ResNetTSM."""
+
+from .layers import NL3DWrapper, TemporalPool, TemporalShift
+from .ops import temporal_shift
+from .resnet import ResNet
+from .resnet_tsm import ResNetTSM
+
+__all__ = ['NL3DWrapper', 'ResNet', 'ResNetTSM', 'TemporalPool', 'TemporalShift',
+           'temporal_shift']
+__version__ = '0.1.0'

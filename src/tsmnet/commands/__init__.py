@@ -1,0 +1,1 @@
+"""Subcommands of the ``tsmnet`` command line, one per module."""

@@ -1,0 +1,198 @@
+"""The temporal shift as a plain function.
+
+TSM (Lin, Gan & Han, ICCV 2019, https://arxiv.org/abs/1811.08383) moves a fraction of the
+channels of every frame to its neighbouring frames, so that a per-frame 2D network mixes
+information across time at no extra FLOPs.
+
+The op costs one copy of its input. In eager autograd it runs as a custom function whose
+backward is the opposite shift and which saves no tensor. Under tracing, export or
+``torch.compile`` it is written with pad and concatenation, which every exporter maps to
+shape-generic ONNX ops, so an exported model keeps working for any number of clips.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+ShiftMode = Literal['bidirectional', 'causal']
+SHIFT_MODES: tuple[str, ...] = ('bidirectional', 'causal')
+
+# A shifted channel group: (first channel, last channel + 1, direction). Direction +1 means
+# frame t reads frame t + 1 (the group moves back in time); -1 means frame t reads t - 1.
+_Group = tuple[int, int, int]
+
+
+def check_shift_mode(mode: str, name: str = 'shift_mode') -> None:
+    """Raise ``ValueError`` unless ``mode`` is one of :data:`SHIFT_MODES`."""
+    if mode not in SHIFT_MODES:
+        raise ValueError(f'{name} must be one of {SHIFT_MODES}, got {mode!r}')
+
+
+def check_shift_div(shift_div: object, mode: str, name: str = 'shift_div') -> None:
+    """Raise unless ``shift_div`` is an int that leaves room for the shifted folds.
+
+    The bidirectional shift moves two folds of ``C // shift_div`` channels, so it needs
+    ``shift_div >= 2``; the causal shift moves one fold and needs ``shift_div >= 1``.
+    """
+    if isinstance(shift_div, bool) or not isinstance(shift_div, int):
+        raise TypeError(f'{name} must be an int, got {type(shift_div).__name__}')
+    least = 2 if mode == 'bidirectional' else 1
+    if shift_div < least:
+        raise ValueError(
+            f'{name} must be >= {least} for shift_mode={mode!r} (it shifts '
+            f'{"two folds" if least == 2 else "one fold"} of C // {name} channels), '
+            f'got {shift_div}')
+
+
+def check_num_segments(num_segments: object, name: str = 'num_segments') -> None:
+    """Raise unless ``num_segments`` is a positive int."""
+    if isinstance(num_segments, bool) or not isinstance(num_segments, int):
+        raise TypeError(f'{name} must be an int, got {type(num_segments).__name__}')
+    if num_segments < 1:
+        raise ValueError(f'{name} must be >= 1, got {num_segments}')
+
+
+def _groups(fold: int, mode: str) -> tuple[_Group, ...]:
+    if mode == 'causal':
+        return ((0, fold, -1),)
+    return ((0, fold, 1), (fold, 2 * fold, -1))
+
+
+def _reversed(groups: tuple[_Group, ...]) -> tuple[_Group, ...]:
+    return tuple((lo, hi, -d) for lo, hi, d in groups)
+
+
+def _shift_copy(x5: torch.Tensor, groups: tuple[_Group, ...]) -> torch.Tensor:
+    """One-copy shift of ``x5`` ``[N, T, C, H, W]``: every element is written once."""
+    out = torch.empty_like(x5)
+    start = 0
+    for lo, hi, d in groups:
+        if lo > start:
+            out[:, :, start:lo] = x5[:, :, start:lo]
+        if d > 0:
+            out[:, :-1, lo:hi] = x5[:, 1:, lo:hi]
+            out[:, -1:, lo:hi] = 0
+        else:
+            out[:, 1:, lo:hi] = x5[:, :-1, lo:hi]
+            out[:, :1, lo:hi] = 0
+        start = hi
+    out[:, :, start:] = x5[:, :, start:]
+    return out
+
+
+def _shift_functional(x5: torch.Tensor, groups: tuple[_Group, ...]) -> torch.Tensor:
+    """The same shift from pad and cat only: traceable with a symbolic batch size."""
+    parts = []
+    start = 0
+    for lo, hi, d in groups:
+        if lo > start:
+            parts.append(x5[:, :, start:lo])
+        if d > 0:  # drop the first frame, pad one zero frame at the end of T
+            parts.append(F.pad(x5[:, 1:, lo:hi], (0, 0, 0, 0, 0, 0, 0, 1)))
+        else:  # drop the last frame, pad one zero frame at the start of T
+            parts.append(F.pad(x5[:, :-1, lo:hi], (0, 0, 0, 0, 0, 0, 1, 0)))
+        start = hi
+    parts.append(x5[:, :, start:])
+    return torch.cat(parts, dim=2)
+
+
+class _TemporalShiftFunction(torch.autograd.Function):
+    """The shift under autograd: its gradient is the opposite shift; nothing is saved."""
+
+    @staticmethod
+    def forward(ctx, x5: torch.Tensor, groups: tuple[_Group, ...]) -> torch.Tensor:  # type: ignore[override]
+        ctx.groups = groups
+        return _shift_copy(x5, groups)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        return _shift_copy(grad, _reversed(ctx.groups)), None
+
+
+def _is_tracing() -> bool:
+    return (
+        torch.jit.is_tracing()
+        or torch.jit.is_scripting()
+        or torch.onnx.is_in_onnx_export()
+        or torch.compiler.is_compiling()
+    )
+
+
+def temporal_shift(
+    x: torch.Tensor,
+    num_segments: int,
+    shift_div: int = 8,
+    mode: ShiftMode = 'bidirectional',
+) -> torch.Tensor:
+    """Shift a fold of channels along time.
+
+    With ``fold = C // shift_div``: in ``'bidirectional'`` mode channels ``[0, fold)`` of frame
+    ``t`` come from frame ``t + 1`` and channels ``[fold, 2 * fold)`` from frame ``t - 1``; in
+    ``'causal'`` mode (the paper's online TSM) channels ``[0, fold)`` come from frame ``t - 1``
+    only. Frames outside the clip read as exact zeros; the other channels are unchanged.
+
+    Args:
+        x: Frames ``[N * T, C, H, W]``, the ``T = num_segments`` frames of a clip adjacent.
+            Any memory format; the result has the same one.
+        num_segments: Frames per clip ``T``.
+        shift_div: The fold is ``C // shift_div`` channels. Defaults to 8.
+        mode: ``'bidirectional'`` (default) or ``'causal'``.
+
+    Returns:
+        The shifted frames, ``[N * T, C, H, W]``, a new tensor.
+    """
+    check_shift_mode(mode, 'mode')
+    check_num_segments(num_segments)
+    check_shift_div(shift_div, mode)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f'x must be a torch.Tensor, got {type(x).__name__}')
+    if x.dim() != 4:
+        raise ValueError(f'x must be 4-D [N * T, C, H, W], got shape {tuple(x.shape)}')
+    nt, c, h, w = x.shape
+    if nt % num_segments != 0:
+        raise ValueError(
+            f'the batch of x ({nt} frames) must be a multiple of num_segments '
+            f'({num_segments}): x holds [N * T, C, H, W] with T = num_segments')
+    fold = c // shift_div
+    if fold == 0:
+        raise ValueError(
+            f'shift_div={shift_div} leaves no channel to shift in x with {c} channels '
+            f'(C // shift_div must be >= 1)')
+    groups = _groups(fold, mode)
+    x5 = x.reshape(nt // num_segments, num_segments, c, h, w)
+    if _is_tracing():
+        out = _shift_functional(x5, groups)
+    elif torch.is_grad_enabled() and x.requires_grad:
+        out = _TemporalShiftFunction.apply(x5, groups)
+    else:
+        out = _shift_copy(x5, groups)
+    return out.reshape(nt, c, h, w)
+
+
+def temporal_shift_reference(
+    x: torch.Tensor,
+    num_segments: int,
+    shift_div: int = 8,
+    mode: ShiftMode = 'bidirectional',
+) -> torch.Tensor:
+    """A plain frame-by-frame loop with the meaning of :func:`temporal_shift`, for tests."""
+    nt, c = x.shape[:2]
+    fold = c // shift_div
+    out = torch.zeros_like(x)
+    for clip in range(nt // num_segments):
+        for t in range(num_segments):
+            i = clip * num_segments + t
+            if mode == 'causal':
+                if t > 0:
+                    out[i, :fold] = x[i - 1, :fold]
+                out[i, fold:] = x[i, fold:]
+            else:
+                if t + 1 < num_segments:
+                    out[i, :fold] = x[i + 1, :fold]
+                if t > 0:
+                    out[i, fold:2 * fold] = x[i - 1, fold:2 * fold]
+                out[i, 2 * fold:] = x[i, 2 * fold:]
+    return out
