@@ -1,0 +1,42 @@
+"""Shared fixtures: the device under test and MMAction2's own classes for parity."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as mmaction_standin
+
+from mmaction_standin import import_mmaction_models, mmaction_available  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def device() -> torch.device:
+    """The device from ``TSMNET_TEST_DEVICE`` (default cpu)."""
+    return torch.device(os.environ.get('TSMNET_TEST_DEVICE', 'cpu'))
+
+
+@pytest.fixture(scope='session')
+def mmaction_models():
+    """``mmaction.models`` of MMAction2 1.2.0 (skipped where MMAction2 is not installed)."""
+    if not mmaction_available():
+        pytest.skip('MMAction2 is not installed (pip install -e ".[mmaction]")')
+    return import_mmaction_models()
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason='needs a CUDA device')
+    for item in items:
+        if 'gpu' in item.keywords:
+            item.add_marker(skip)
