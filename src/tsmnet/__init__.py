@@ -1,5 +1,6 @@
 """tsmnet: the Temporal Shift Module backbone, drop-in compatible with MMAction2's ResNetTSM."""
 
+from . import registry  # noqa: F401  (MMEngine registries, MMAction2 drop-in)
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .ops import temporal_shift
 from .resnet import ResNet
