@@ -5,6 +5,7 @@ from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .ops import temporal_shift
 from .resnet import ResNet
 from .resnet_tsm import ResNetTSM
+from .safe_globals import register_safe_globals  # noqa: F401  (on import: Runner ckpts load)
 
 __all__ = ['NL3DWrapper', 'ResNet', 'ResNetTSM', 'TemporalPool', 'TemporalShift',
            'temporal_shift']

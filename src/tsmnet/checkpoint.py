@@ -12,46 +12,38 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from mmengine.logging import print_log
 from torch import nn
 
-StateDict = dict[str, torch.Tensor]
+from .convert import (
+    CONV1_KEY,
+    StateDict,
+    detect_format,
+    infer_arch,
+    inflate_in_channels,
+    split_recognizer,
+    strip_data_parallel,
+    timm_to_resnet,
+    torchvision_to_resnet,
+    tsm_to_mmaction,
+)
+from .safe_globals import register_safe_globals
 
-# torchvision names -> MMAction2 ResNet names (every conv is a ConvModule: .conv and .bn)
-_TORCHVISION_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), repl) for pattern, repl in (
-        (r'^conv1\.(weight|bias)$', r'conv1.conv.\1'),
-        (r'^bn1\.(.+)$', r'conv1.bn.\1'),
-        (r'^(layer\d+\.\d+)\.conv(\d)\.(weight|bias)$', r'\1.conv\2.conv.\3'),
-        (r'^(layer\d+\.\d+)\.bn(\d)\.(.+)$', r'\1.conv\2.bn.\3'),
-        (r'^(layer\d+\.\d+)\.downsample\.0\.(weight|bias)$', r'\1.downsample.conv.\2'),
-        (r'^(layer\d+\.\d+)\.downsample\.1\.(.+)$', r'\1.downsample.bn.\2'),
-    ))
-_CLASSIFIER = re.compile(r'^fc\.(weight|bias)$')
+__all__ = ['CheckpointMismatchError', 'LoadReport', 'UnsafeCheckpointError', 'load_pretrained',
+           'load_state_dict_checked', 'match_state_dict', 'read_checkpoint', 'read_state_dict',
+           'torchvision_to_resnet', 'unwrap_key', 'wrap_state_dict']
 
 
 class CheckpointMismatchError(ValueError):
-    """A checkpoint does not fit the model: the message names the keys."""
+    """A checkpoint does not fit the model: the message names the file and the keys."""
 
 
-def torchvision_to_resnet(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    """Rename torchvision ResNet keys to MMAction2/tsmnet ``ResNet`` keys.
-
-    The classifier (``fc.*``) is dropped; a key that matches no rule is kept unchanged, so that
-    the strict load reports it.
-    """
-    out: StateDict = {}
-    for key, value in state_dict.items():
-        if _CLASSIFIER.match(key):
-            continue
-        for pattern, repl in _TORCHVISION_RULES:
-            if pattern.match(key):
-                key = pattern.sub(repl, key)
-                break
-        out[key] = value
-    return out
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint needs globals that ``weights_only=True`` refuses: loading it could run
+    code. The message names the file and the refused global."""
 
 
 def unwrap_key(key: str, wrap_names: Iterable[str]) -> str:
@@ -84,7 +76,9 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     new_modules: list[str] = field(default_factory=list)  # keys a 2D ResNet has no weight for
-    skipped: list[str] = field(default_factory=list)  # keys of stages the model does not build
+    skipped: list[str] = field(default_factory=list)  # unbuilt stages, recognizer head keys
+    inflated: list[str] = field(default_factory=list)  # stem conv fitted to in_channels
+    source_format: str = ''  # the layout the file was read as (convert.detect_format)
 
     @property
     def complete(self) -> bool:
@@ -92,11 +86,17 @@ class LoadReport:
 
     def describe(self) -> str:
         lines = [f'{len(self.loaded)} keys loaded']
+        if self.source_format:
+            lines[0] += f' ({self.source_format} layout)'
+        if self.inflated:
+            lines.append(f'input channels of {_short(self.inflated)} inflated (RGB filters '
+                         f'averaged and repeated, as TSN does)')
         if self.new_modules:
             lines.append(f'{len(self.new_modules)} keys of modules a 2D ResNet lacks keep their '
                          f'initialisation: {_short(self.new_modules)}')
         if self.skipped:
-            lines.append(f'{len(self.skipped)} keys of unbuilt stages skipped: {_short(self.skipped)}')
+            lines.append(f'{len(self.skipped)} keys not part of this backbone skipped: '
+                         f'{_short(self.skipped)}')
         if self.missing:
             lines.append(f'missing keys: {_short(self.missing)}')
         if self.unexpected:
@@ -113,29 +113,83 @@ def _short(keys: list[str], limit: int = 10) -> str:
     return ', '.join(keys[:limit]) + more
 
 
-def read_state_dict(source: str | Path) -> StateDict:
-    """Read a checkpoint file (or MMEngine-style URL) as a flat state dict of tensors.
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file: by its suffix, or by its header (8-byte length, then JSON)."""
+    if path.suffix == '.safetensors':
+        return True
+    with path.open('rb') as f:
+        head = f.read(9)
+    return (len(head) == 9 and head[8:9] == b'{'
+            and int.from_bytes(head[:8], 'little') < path.stat().st_size)
 
-    Local files are read with ``weights_only=True``; a ``{'state_dict': ...}`` or
-    ``{'model': ...}`` wrapper is unwrapped.
+
+def read_checkpoint(source: str | Path) -> Any:
+    """Read a whole checkpoint file safely.
+
+    ``.pth``/``.pt`` files (zip or legacy) are read with ``torch.load(weights_only=True)``
+    and the allow-list of :mod:`tsmnet.safe_globals` (MMEngine runner checkpoints);
+    ``.safetensors`` files with the ``safetensors`` package. A URL goes through MMEngine's
+    ``CheckpointLoader``.
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist.
+        UnsafeCheckpointError: Unpickling would need a global that is not allowed (a pickle
+            that could run code); nothing of it runs.
+        ValueError: The file is truncated, corrupt or not a checkpoint.
     """
     path = str(source)
     if '://' in path:
         from mmengine.runner.checkpoint import CheckpointLoader
 
-        obj = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    else:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f'checkpoint file not found: {path}')
+        register_safe_globals()
+        return CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f'checkpoint file not found: {path}')
+    if _is_safetensors(file):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
         try:
-            obj = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as err:  # pickle, zip and unsafe-type errors alike
-            raise ValueError(f'cannot read checkpoint {path}: {err}') from err
+            return load_file(path, device='cpu')
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ValueError(f'cannot read checkpoint {path}: it is truncated or not a '
+                             f'safetensors file ({err})') from err
+    register_safe_globals()
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # pickle, zip and unsafe-type errors alike
+        message = str(err)
+        if 'Weights only load failed' in message:
+            refused = re.search(r'(?:Unsupported global: GLOBAL|unrecognized function|'
+                                r'unsupported GLOBAL) ?([^\s]+)', message)
+            what = refused.group(1) if refused else message.splitlines()[0]
+            raise UnsafeCheckpointError(
+                f'refused to load checkpoint {path}: it needs {what}, which '
+                f'torch.load(weights_only=True) does not allow (unpickling it could run '
+                f'arbitrary code). Convert it where you trust it, or load a safe copy.'
+            ) from err
+        raise ValueError(f'cannot read checkpoint {path}: it is truncated, corrupt or not a '
+                         f'PyTorch checkpoint ({type(err).__name__}: {message})') from err
+
+
+def read_state_dict(source: str | Path) -> StateDict:
+    """Read a checkpoint file (or MMEngine-style URL) as a flat state dict of tensors.
+
+    Files are read by :func:`read_checkpoint`; a ``{'state_dict': ...}`` (MMEngine, the
+    original TSM release) or ``{'model': ...}`` wrapper is unwrapped.
+
+    Raises:
+        ValueError: The file holds no state dict of tensors (and the errors of
+            :func:`read_checkpoint`).
+    """
+    obj = read_checkpoint(source)
     for wrapper in ('state_dict', 'model'):
         if isinstance(obj, Mapping) and isinstance(obj.get(wrapper), Mapping):
             obj = obj[wrapper]
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f'checkpoint {path} holds no state dict of tensors')
+    if not isinstance(obj, Mapping) or not obj or \
+            not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f'checkpoint {source} holds no state dict of tensors')
     return dict(obj)
 
 
@@ -185,41 +239,112 @@ def match_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     return usable, report
 
 
+def _mismatch_hint(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
+                   report: LoadReport) -> str:
+    """A sentence on why nothing fits, when the file is plainly another network."""
+    if report.loaded and len(report.loaded) * 2 >= len(report.loaded) + len(report.unexpected):
+        arch = infer_arch(state_dict)
+        if arch['depth'] is not None and arch['depth'] != getattr(model, 'depth', None):
+            return (f' The checkpoint holds a ResNet-{arch["depth"]}, the model is a '
+                    f'ResNet-{model.depth}.')
+        return ''
+    arch = infer_arch(state_dict)
+    if arch['depth'] is not None:
+        return (f' The checkpoint holds a ResNet-{arch["depth"]}, the model is a '
+                f'ResNet-{getattr(model, "depth", "?")}.')
+    return ' It does not look like a checkpoint of this ResNet at all.'
+
+
 def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
                             pretrained_2d: bool = False, strict: bool = True,
-                            source: str = 'state dict') -> LoadReport:
+                            source: str = 'state dict',
+                            report: LoadReport | None = None) -> LoadReport:
     """Load ``state_dict`` into ``model``; with ``strict``, refuse any partial load.
+
+    Args:
+        model: A tsmnet ResNet or ResNetTSM.
+        state_dict: Keys of the model.
+        pretrained_2d: ``state_dict`` is a plain 2D ResNet: model keys it cannot have
+            (non-local blocks) keep their initialisation, stages the model lacks are skipped.
+        strict: Refuse a partial load. Defaults to True.
+        source: The name used in messages (the file). Defaults to ``'state dict'``.
+        report: A report to complete (skipped or inflated keys found before). Defaults to
+            None, a new one.
 
     Raises:
         CheckpointMismatchError: With ``strict``, when keys are missing, unexpected or of
             another shape; nothing is loaded then.
     """
-    usable, report = match_state_dict(model, state_dict, pretrained_2d)
-    if strict and not report.complete:
-        raise CheckpointMismatchError(f'{source} does not fit {type(model).__name__}: '
-                                      f'{report.describe()}')
+    usable, found = match_state_dict(model, state_dict, pretrained_2d)
+    if report is not None:
+        for name in ('loaded', 'missing', 'unexpected', 'mismatched', 'new_modules', 'skipped'):
+            getattr(report, name).extend(getattr(found, name))
+        found = report
+    if strict and not found.complete:
+        raise CheckpointMismatchError(f'checkpoint {source} does not fit '
+                                      f'{type(model).__name__}: {found.describe()}.'
+                                      f'{_mismatch_hint(model, state_dict, found)}')
     model.load_state_dict(usable, strict=False)
-    print_log(f'loaded {source}: {report.describe()}', logger='current', level=logging.INFO)
-    return report
+    level = logging.INFO if found.complete else logging.WARNING
+    print_log(f'loaded {source}: {found.describe()}', logger='current', level=level)
+    return found
+
+
+def to_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
+                     report: LoadReport) -> tuple[StateDict, bool]:
+    """Convert a state dict of any known layout to ``model``'s own keys.
+
+    Returns:
+        The converted state dict, and whether it came from a 2D ImageNet ResNet (whose
+        missing non-local weights are expected). Recognizer keys outside the backbone
+        (``cls_head.``...) are listed in ``report.skipped``.
+    """
+    fmt = detect_format(state_dict)
+    report.source_format = fmt
+    if fmt == 'torchvision':
+        converted = timm_to_resnet(state_dict)  # timm's plain ResNets share torchvision's keys
+        stem = converted.get(CONV1_KEY)
+        if stem is not None and stem.dim() == 4 and stem.shape[1] != model.in_channels:
+            converted = inflate_in_channels(converted, model.in_channels)
+            report.inflated.append(CONV1_KEY)
+        return wrap_state_dict(converted, model.state_dict(), wrap_names_of(model)), True
+    if fmt in ('tsm', 'mmaction'):
+        recognizer = tsm_to_mmaction(state_dict) if fmt == 'tsm' else \
+            strip_data_parallel(state_dict)
+        backbone, rest = split_recognizer(recognizer)
+        report.skipped.extend(rest)
+        return backbone, False
+    return strip_data_parallel(state_dict), False
 
 
 def load_pretrained(model: nn.Module, source: str | Path, *, torchvision: bool,
                     strict: bool = True) -> LoadReport:
     """Load a checkpoint file into a tsmnet ResNet or ResNetTSM.
 
+    The layout is read off the keys (:func:`tsmnet.convert.detect_format`): a torchvision or
+    timm ImageNet ResNet (converted, classifier dropped, wrapper segments added, the stem
+    conv inflated when ``in_channels != 3``), an original TSM release checkpoint
+    (converted), an MMAction2 recognizer checkpoint (its ``backbone.`` keys; the head is
+    skipped and reported) or bare tsmnet backbone keys.
+
     Args:
         model: The backbone.
-        source: A checkpoint path (or a URL MMEngine can fetch).
-        torchvision: The file has torchvision ResNet keys (converted, classifier dropped,
-            wrapper segments added); otherwise it has the model's own keys (a ``backbone.``
-            prefix, as in MMAction2 recognizer checkpoints, is removed).
+        source: A checkpoint path (``.pth``, ``.safetensors``) or a URL MMEngine can fetch.
+        torchvision: The caller expects a 2D ImageNet checkpoint (``pretrained2d``); a file
+            of another layout is still loaded, with a warning.
         strict: Refuse a partial load. Defaults to True.
+
+    Raises:
+        FileNotFoundError, UnsafeCheckpointError, ValueError: See :func:`read_checkpoint`.
+        CheckpointMismatchError: With ``strict``, the file does not fill the model exactly.
     """
     state_dict = read_state_dict(source)
-    if torchvision:
-        state_dict = wrap_state_dict(torchvision_to_resnet(state_dict), model.state_dict(),
-                                     wrap_names_of(model))
-    elif state_dict and all(k.startswith('backbone.') for k in state_dict):
-        state_dict = {k[len('backbone.'):]: v for k, v in state_dict.items()}
-    return load_state_dict_checked(model, state_dict, pretrained_2d=torchvision, strict=strict,
-                                   source=str(source))
+    report = LoadReport()
+    converted, pretrained_2d = to_backbone_keys(state_dict, model, report)
+    if torchvision != pretrained_2d and report.source_format != 'unknown':
+        expected = '2D ImageNet' if torchvision else 'video (native key)'
+        print_log(f'{source}: expected a {expected} checkpoint, found the '
+                  f'{report.source_format} layout; loading it as such', logger='current',
+                  level=logging.WARNING)
+    return load_state_dict_checked(model, converted, pretrained_2d=pretrained_2d,
+                                   strict=strict, source=str(source), report=report)
