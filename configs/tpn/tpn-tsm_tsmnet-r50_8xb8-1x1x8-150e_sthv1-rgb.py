@@ -1,0 +1,13 @@
+# TPN on a TSM ResNet-50 (features of layer3 and layer4: out_indices=(2, 3)),
+# Something-Something V1.
+# Inherits MMAction2 1.2.0's own config from the installed package (mmaction/.mim/configs).
+# (MMEngine's `mmaction::` prefix means the same, but MMEngine 0.10.7 resolves it with
+# pkg_resources, which setuptools >= 81 no longer ships.)
+_base_ = (__import__('mmaction').__path__[0] + '/.mim/configs/'
+          'recognition/tpn/tpn-tsm_imagenet-pretrained-r50_8xb8-1x1x8-150e_sthv1-rgb.py')
+
+# `tsmnet.ResNetTSM` builds tsmnet's class from any registry scope; importing tsmnet also makes
+# a plain `type='ResNetTSM'` build it (the MMAction2 drop-in).
+custom_imports = dict(imports=['tsmnet'], allow_failed_imports=False)
+
+model = dict(backbone=dict(type='tsmnet.ResNetTSM', out_indices=(2, 3)))
