@@ -1,0 +1,131 @@
+"""tsmnet's registries and the MMAction2 drop-in (``type='ResNetTSM'`` builds tsmnet's class)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from mmengine.registry import MODELS as ROOT_MODELS
+from mmengine.registry import DefaultScope
+
+import tsmnet
+from tsmnet import registry as tsmnet_registry
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.parametrize('scope', [None, 'mmengine', 'tsmnet'])
+def test_scoped_name_builds_from_any_scope(scope: str | None) -> None:
+    cfg = dict(type='tsmnet.ResNetTSM', depth=18, num_segments=4, pretrained=None)
+    if scope is None:
+        model = ROOT_MODELS.build(cfg)
+    else:
+        with DefaultScope.overwrite_default_scope(scope):
+            model = ROOT_MODELS.build(cfg)
+    assert type(model) is tsmnet.ResNetTSM
+    assert model.num_segments == 4 and model.depth == 18
+    assert tsmnet_registry.MODELS.get('ResNet') is tsmnet.ResNet
+    assert tsmnet_registry.MODELS.scope == 'tsmnet'
+    assert tsmnet_registry.MODELS.parent is ROOT_MODELS
+
+
+def test_import_never_imports_mmaction_models() -> None:
+    """tsmnet imports ``mmaction.registry`` for the drop-in, never ``mmaction.models``."""
+    out = _run('''
+        import sys
+        import tsmnet
+        from mmengine.registry import MODELS
+        m = MODELS.build(dict(type='tsmnet.ResNetTSM', depth=18, pretrained=None))
+        from mmaction.registry import MODELS as MMACTION_MODELS
+        print(type(m) is tsmnet.ResNetTSM, tsmnet.registry.MMACTION_DROP_IN,
+              MMACTION_MODELS.module_dict['ResNetTSM'] is tsmnet.ResNetTSM,
+              'mmaction.models' in sys.modules)
+    ''').stdout.split()
+    assert out == ['True', 'True', 'True', 'False']
+
+
+def test_works_without_mmaction() -> None:
+    """With MMAction2 absent, tsmnet has its own registry and the drop-in is off."""
+    out = _run('''
+        import sys
+        sys.modules['mmaction'] = None  # as if mmaction2 were not installed
+        import tsmnet
+        from mmengine.registry import MODELS
+        m = MODELS.build(dict(type='tsmnet.ResNetTSM', depth=18, pretrained=None))
+        print(type(m) is tsmnet.ResNetTSM, tsmnet.registry.MMACTION_DROP_IN,
+              [k for k in sys.modules if k.startswith('mmaction')])
+    ''').stdout.split()
+    assert out == ['True', 'False', "['mmaction']"]
+
+
+@pytest.fixture
+def mmaction_registry():
+    registry = pytest.importorskip('mmaction.registry').MODELS
+    saved = dict(registry._module_dict)
+    yield registry
+    registry._module_dict.clear()
+    registry._module_dict.update(saved)
+
+
+def test_later_unforced_registration_keeps_tsmnet(mmaction_registry) -> None:
+    """What ``import mmaction.models`` does after tsmnet: no KeyError, tsmnet's class stays."""
+
+    class ResNetTSM:  # stands for mmaction.models.backbones.ResNetTSM
+        pass
+
+    returned = mmaction_registry.register_module()(ResNetTSM)
+    assert returned is ResNetTSM  # the decorator still returns the class
+    assert mmaction_registry.module_dict['ResNetTSM'] is tsmnet.ResNetTSM
+    # a list of names: the guarded one is kept, the others register
+    mmaction_registry.register_module(name=['ResNetTSM', 'TsmnetTestAlias'], module=ResNetTSM)
+    assert mmaction_registry.module_dict['ResNetTSM'] is tsmnet.ResNetTSM
+    assert mmaction_registry.module_dict['TsmnetTestAlias'] is ResNetTSM
+
+
+def test_other_names_register_as_usual(mmaction_registry) -> None:
+    class TsmnetTestModel:
+        pass
+
+    mmaction_registry.register_module(module=TsmnetTestModel)
+    assert mmaction_registry.module_dict['TsmnetTestModel'] is TsmnetTestModel
+    with pytest.raises(KeyError, match='already registered'):
+        mmaction_registry.register_module(name='TsmnetTestModel', module=type('Other', (), {}))
+
+
+def test_forced_registration_wins_and_reinstall_restores(mmaction_registry) -> None:
+    """A user's deliberate ``force=True`` overrides the drop-in; installing again restores it."""
+
+    class Mine:
+        pass
+
+    mmaction_registry.register_module(name='ResNetTSM', module=Mine, force=True)
+    assert mmaction_registry.module_dict['ResNetTSM'] is Mine
+    assert tsmnet_registry.install_mmaction_drop_in() is True
+    assert mmaction_registry.module_dict['ResNetTSM'] is tsmnet.ResNetTSM
+    # installing twice wraps once: an unforced re-registration still keeps tsmnet's class
+    mmaction_registry.register_module(name='ResNetTSM', module=Mine)
+    assert mmaction_registry.module_dict['ResNetTSM'] is tsmnet.ResNetTSM
+
+
+def test_drop_in_builds_in_mmaction_scope(mmaction_models) -> None:
+    """In this process (either order, whichever test ran first): MMAction2's registry builds
+    tsmnet's ResNetTSM and its own ResNetTIN, heads and recognizers."""
+    from mmaction.models.backbones import ResNet, ResNetTIN
+    from mmaction.models.heads import TSMHead
+    from mmaction.registry import MODELS
+
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        backbone = MODELS.build(dict(type='ResNetTSM', depth=18, num_segments=4,
+                                     pretrained=None))
+        tin = MODELS.build(dict(type='ResNetTIN', depth=18, pretrained=None))
+    assert type(backbone) is tsmnet.ResNetTSM
+    assert type(tin) is ResNetTIN
+    assert MODELS.get('TSMHead') is TSMHead
+    assert MODELS.get('ResNet') is ResNet
