@@ -6,7 +6,7 @@ information across time at no extra FLOPs.
 
 The op costs one copy of its input. In eager autograd it runs as a custom function whose
 backward is the opposite shift and which saves no tensor. Under tracing, export or
-``torch.compile`` it is written with pad and concatenation, which every exporter maps to
+``torch.compile`` it is written with slices, zeros and concatenation, which every exporter maps to
 shape-generic ONNX ops, so an exported model keeps working for any number of clips.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
 ShiftMode = Literal['bidirectional', 'causal']
 SHIFT_MODES: tuple[str, ...] = ('bidirectional', 'causal')
@@ -84,16 +83,22 @@ def _shift_copy(x5: torch.Tensor, groups: tuple[_Group, ...]) -> torch.Tensor:
 
 
 def _shift_functional(x5: torch.Tensor, groups: tuple[_Group, ...]) -> torch.Tensor:
-    """The same shift from pad and cat only: traceable with a symbolic batch size."""
+    """The same shift from slices and cat only: traceable with a symbolic batch size.
+
+    The zero frame is ``zeros_like`` and joined with ``cat`` rather than ``F.pad``: the
+    default (dynamo) ONNX exporter emits Pad-18, which ONNX cannot convert down, so a
+    requested opset 17 would silently come out as 18.
+    """
     parts = []
     start = 0
     for lo, hi, d in groups:
         if lo > start:
             parts.append(x5[:, :, start:lo])
-        if d > 0:  # drop the first frame, pad one zero frame at the end of T
-            parts.append(F.pad(x5[:, 1:, lo:hi], (0, 0, 0, 0, 0, 0, 0, 1)))
-        else:  # drop the last frame, pad one zero frame at the start of T
-            parts.append(F.pad(x5[:, :-1, lo:hi], (0, 0, 0, 0, 0, 0, 1, 0)))
+        zero = torch.zeros_like(x5[:, :1, lo:hi])
+        if d > 0:  # drop the first frame, one zero frame at the end of T
+            parts.append(torch.cat([x5[:, 1:, lo:hi], zero], dim=1))
+        else:  # drop the last frame, one zero frame at the start of T
+            parts.append(torch.cat([zero, x5[:, :-1, lo:hi]], dim=1))
         start = hi
     parts.append(x5[:, :, start:])
     return torch.cat(parts, dim=2)
