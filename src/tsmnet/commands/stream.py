@@ -1,0 +1,198 @@
+"""``tsmnet stream``: run a causal ResNetTSM over a video frame by frame, as a live camera would.
+
+Each frame is read (decord, or OpenCV where decord cannot open the file), resized to
+``--size`` x ``--size``, normalised with the ImageNet mean and std of MMAction2's TSM configs,
+and passed through :class:`tsmnet.TSMStream` alone. Per frame the command prints the step
+latency and the top feature channel (spatially averaged), or, with a checkpoint that has
+MMAction2's ``cls_head.fc_cls``, the top class averaged over the last ``--window`` frames
+(TSM's segment consensus, online). Without a video it streams a generated clip: a bright
+square moving across a dark frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# MMAction2's ActionDataPreprocessor for TSM (RGB, 0..255)
+MEAN: tuple[float, float, float] = (123.675, 116.28, 103.53)
+STD: tuple[float, float, float] = (58.395, 57.12, 57.375)
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        'stream', help='run a causal ResNetTSM over a video frame by frame (online TSM)',
+        description=__doc__.split('\n\n')[0] + '\n\n' + __doc__.split('\n\n')[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('video', nargs='?', help='a video file; a generated clip when omitted')
+    parser.add_argument('--depth', type=int, default=50, choices=(18, 34, 50, 101, 152),
+                        help='ResNet depth (default: 50)')
+    parser.add_argument('--frames', type=int, default=None,
+                        help='frames to process (default: the whole video, 16 generated)')
+    parser.add_argument('--size', type=int, default=224,
+                        help='frames are resized to SIZE x SIZE (default: 224)')
+    parser.add_argument('--checkpoint', help='weights of a causal ResNetTSM: a backbone state '
+                        'dict or an MMAction2 recognizer checkpoint (backbone. and cls_head. '
+                        'keys); random weights when omitted')
+    parser.add_argument('--shift-place', default='blockres', choices=('blockres', 'block'))
+    parser.add_argument('--shift-div', type=int, default=8)
+    parser.add_argument('--window', type=int, default=8,
+                        help='frames whose class scores are averaged (default: 8)')
+    parser.add_argument('--device', default='cpu', help='torch device (default: cpu)')
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the random weights')
+    parser.add_argument('--json', dest='json_path', help='write per-frame results as JSON')
+    parser.add_argument('--quiet', action='store_true', help='print the summary only')
+    parser.set_defaults(func=run)
+
+
+def generated_clip(frames: int, size: int) -> Iterator[np.ndarray]:
+    """A bright square moving left to right on a dark background: ``[size, size, 3]`` uint8
+    RGB frames."""
+    side = max(size // 4, 1)
+    for t in range(frames):
+        frame = np.full((size, size, 3), 16, dtype=np.uint8)
+        x = round(t * (size - side) / max(frames - 1, 1))
+        y = (size - side) // 2
+        frame[y:y + side, x:x + side] = (240, 200, 40)
+        yield frame
+
+
+def read_video(path: str, frames: int | None = None) -> Iterator[np.ndarray]:
+    """Decode ``path`` frame by frame as ``[H, W, 3]`` uint8 RGB: decord, else OpenCV."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f'video file not found: {path}')
+    try:
+        import decord
+
+        reader = decord.VideoReader(path)
+    except Exception:  # decord missing, or a container it cannot open
+        reader = None
+    if reader is not None:
+        count = len(reader) if frames is None else min(frames, len(reader))
+        for i in range(count):
+            yield reader[i].asnumpy()
+        return
+    import cv2
+
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise ValueError(f'cannot open video {path} with decord or OpenCV')
+    try:
+        read = 0
+        while frames is None or read < frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            read += 1
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
+def to_tensor(frame: np.ndarray, size: int):
+    """``[H, W, 3]`` uint8 RGB to a normalised ``[1, 3, size, size]`` float32 tensor."""
+    import cv2
+    import torch
+
+    resized = cv2.resize(frame, (size, size), interpolation=cv2.INTER_LINEAR)
+    x = (resized.astype(np.float32) - np.float32(MEAN)) / np.float32(STD)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+
+
+def _load(model: Any, path: str) -> Any:
+    """Load ``path`` into ``model``; return the classifier ``(weight, bias)`` or None."""
+    from tsmnet.checkpoint import load_state_dict_checked, read_state_dict
+
+    state_dict = read_state_dict(path)
+    if any(k.startswith('backbone.') for k in state_dict):
+        backbone = {k[len('backbone.'):]: v for k, v in state_dict.items()
+                    if k.startswith('backbone.')}
+    else:
+        backbone = {k: v for k, v in state_dict.items() if not k.startswith('cls_head.')}
+    load_state_dict_checked(model, backbone, strict=True, source=path)
+    weight = state_dict.get('cls_head.fc_cls.weight')
+    if weight is None:
+        return None
+    bias = state_dict.get('cls_head.fc_cls.bias')
+    return weight, bias
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from tsmnet import ResNetTSM
+    from tsmnet.stream import TSMStream
+
+    if args.frames is not None and args.frames < 1:
+        raise SystemExit(f'tsmnet stream: --frames must be >= 1, got {args.frames}')
+    if args.size < 32:
+        raise SystemExit(f'tsmnet stream: --size must be >= 32, got {args.size}')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    model = ResNetTSM(args.depth, shift_mode='causal', shift_place=args.shift_place,
+                      shift_div=args.shift_div, pretrained=None)
+    head = _load(model, args.checkpoint) if args.checkpoint else None
+    model.to(device).eval()
+    if head is not None:
+        head = tuple(None if t is None else t.to(device) for t in head)
+    stream = TSMStream(model)
+    source = args.video or 'a generated clip'
+    frames = (read_video(args.video, args.frames) if args.video
+              else generated_clip(args.frames or 16, args.size))
+    print(f'streaming {source} through a causal ResNet-{args.depth}-TSM '
+          f'({args.shift_place}, {stream.num_sites} shift sites) on {device}, '
+          f'{args.size}x{args.size}')
+
+    records: list[dict[str, Any]] = []
+    window: deque[torch.Tensor] = deque(maxlen=max(args.window, 1))
+    for t, frame in enumerate(frames):
+        x = to_tensor(frame, args.size).to(device)
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        features = stream.step(x)
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+        latency = time.perf_counter() - start
+        pooled = features.float().mean(dim=(2, 3))[0]  # [C]
+        record: dict[str, Any] = {'frame': t, 'ms': round(1e3 * latency, 3)}
+        if head is None:
+            top = int(pooled.argmax())
+            record.update(top_feature=top, value=round(float(pooled[top]), 6))
+            what = f'top feature {top} ({record["value"]:.4f})'
+        else:
+            weight, bias = head
+            logits = pooled @ weight.float().t() + (0 if bias is None else bias.float())
+            window.append(logits.softmax(-1))
+            scores = torch.stack(tuple(window)).mean(0)
+            top = int(scores.argmax())
+            record.update(top_class=top, score=round(float(scores[top]), 6))
+            what = f'top class {top} ({record["score"]:.4f}, last {len(window)} frames)'
+        records.append(record)
+        if not args.quiet:
+            print(f'frame {t:4d}  {record["ms"]:8.2f} ms  {what}')
+    if not records:
+        raise SystemExit(f'tsmnet stream: no frame could be read from {source}')
+
+    latencies = sorted(r['ms'] for r in records[1:] or records)  # the first step allocates
+    p90 = latencies[int(0.9 * (len(latencies) - 1))]
+    median = statistics.median(latencies)
+    print(f'{len(records)} frames; per-frame latency median {median:.2f} ms, p90 {p90:.2f} ms '
+          f'({1e3 / median:.1f} frames/s; first frame, which allocates the buffers, excluded)')
+    if args.json_path:
+        summary = {'source': source, 'depth': args.depth, 'size': args.size,
+                   'device': str(device), 'median_ms': median, 'p90_ms': p90,
+                   'frames': records}
+        Path(args.json_path).write_text(json.dumps(summary, indent=1) + '\n')
+    return 0
