@@ -135,7 +135,9 @@ class ResNetTSM(ResNet):
     def make_temporal_shift(self) -> None:
         """Wrap each block ('block') or each first conv of the residual branch ('blockres')
         in a :class:`TemporalShift`."""
-        every = 2 if len(self.layer3) >= 23 else 1  # ResNet-101/152 shift every other block
+        # ResNet-101/152 (23 or more blocks in layer3) shift every other block; read from the
+        # depth, not from self.layer3, which a model with num_stages < 3 does not have
+        every = 2 if self.arch_settings[self.depth][1][2] >= 23 else 1
         for name, segments in zip(self.res_layers, self.stage_segments):
             stage = getattr(self, name)
             for i, block in enumerate(stage):
