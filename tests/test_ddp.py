@@ -28,6 +28,8 @@ def test_torchrun_two_processes_keep_parameters_in_sync(tmp_path: Path) -> None:
     cfg = write_config(
         tmp_path / 'config.py', tmp_path / 'data', ann, max_epochs=2, batch_size=2,
         extra=(f"runner_type = 'tsmnet.Runner'\n"
+               # a GPU setting: tsmnet.Runner turns SyncBN into BatchNorm on CPUs
+               "model['backbone']['norm_cfg'] = dict(type='SyncBN', requires_grad=True)\n"
                f"custom_hooks = [dict(type='DumpParamsHook', out_dir={str(dump)!r})]\n"))
     work_dir = tmp_path / 'work'
     env = dict(os.environ, OMP_NUM_THREADS='1')
@@ -40,6 +42,7 @@ def test_torchrun_two_processes_keep_parameters_in_sync(tmp_path: Path) -> None:
     # exit code 0 also shows the clean teardown (torch 2.13 aborts a process that exits with a
     # live process group)
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-6000:])
+    assert 'SyncBN needs GPUs' in proc.stdout, proc.stderr[-3000:]  # logged by rank 0
 
     def load(rank: int, when: str) -> dict:
         return torch.load(dump / f'rank{rank}_{when}.pt', weights_only=True)

@@ -17,8 +17,9 @@ adds a fourth:
 :class:`Runner` (``runner_type='tsmnet.Runner'`` in a config) is MMEngine's Runner with those
 four handled: with ``launcher='pytorch'`` and no CUDA it starts a ``gloo`` process group from
 torchrun's environment itself, wraps the model in :class:`CPUDistributedDataParallel`, and
-tears the group down cleanly when the process exits normally. With CUDA it is the stock
-Runner (plus the clean teardown). MMAction2's own ``tools/train.py`` builds it from the
+tears the group down cleanly when the process exits normally; ``SyncBN`` layers (CUDA only in
+PyTorch) become per-process BatchNorm there. With CUDA it is the stock Runner (plus the clean
+teardown). MMAction2's own ``tools/train.py`` builds it from the
 config's ``runner_type``.
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import logging
 import os
 import sys
 import threading
@@ -35,7 +37,7 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.dist import is_distributed
 from mmengine.logging import print_log
-from mmengine.model import MMDistributedDataParallel, is_model_wrapper
+from mmengine.model import MMDistributedDataParallel, is_model_wrapper, revert_sync_batchnorm
 from mmengine.runner import Runner as MMEngineRunner
 from torch import nn
 
@@ -161,9 +163,14 @@ class Runner(MMEngineRunner):
             _register_teardown()
 
     def wrap_model(self, model_wrapper_cfg: dict | None, model: nn.Module) -> nn.Module:
-        """Wrap a CPU model in :class:`CPUDistributedDataParallel` instead of MMEngine's DDP."""
+        """On CPUs: wrap in :class:`CPUDistributedDataParallel` instead of MMEngine's DDP, and
+        turn ``SyncBN`` layers (CUDA only in PyTorch) back into per-process BatchNorm."""
         if (self.distributed and not is_model_wrapper(model)
                 and not torch.cuda.is_available()):
+            if any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()):
+                print_log('tsmnet: SyncBN needs GPUs; training with per-process BatchNorm',
+                          logger='current', level=logging.WARNING)
+                model = revert_sync_batchnorm(model)
             wrapper_cfg = dict(model_wrapper_cfg or {})
             if wrapper_cfg.get('type', 'MMDistributedDataParallel') in (
                     'MMDistributedDataParallel', MMDistributedDataParallel):
