@@ -232,7 +232,7 @@ def match_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     for key in own:
         if key in state_dict:
             continue
-        if unwrap_key(key, wrap_names) in plain_keys:
+        if not pretrained_2d or unwrap_key(key, wrap_names) in plain_keys:
             report.missing.append(key)
         else:
             report.new_modules.append(key)
@@ -242,17 +242,12 @@ def match_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
 def _mismatch_hint(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
                    report: LoadReport) -> str:
     """A sentence on why nothing fits, when the file is plainly another network."""
-    if report.loaded and len(report.loaded) * 2 >= len(report.loaded) + len(report.unexpected):
-        arch = infer_arch(state_dict)
-        if arch['depth'] is not None and arch['depth'] != getattr(model, 'depth', None):
-            return (f' The checkpoint holds a ResNet-{arch["depth"]}, the model is a '
-                    f'ResNet-{model.depth}.')
-        return ''
-    arch = infer_arch(state_dict)
-    if arch['depth'] is not None:
-        return (f' The checkpoint holds a ResNet-{arch["depth"]}, the model is a '
-                f'ResNet-{getattr(model, "depth", "?")}.')
-    return ' It does not look like a checkpoint of this ResNet at all.'
+    depth = infer_arch(state_dict)['depth']
+    if depth is None:
+        return '' if report.loaded else ' It does not look like a checkpoint of this ResNet.'
+    if depth != getattr(model, 'depth', depth):
+        return f' The checkpoint holds a ResNet-{depth}, the model is a ResNet-{model.depth}.'
+    return ''
 
 
 def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,

@@ -344,7 +344,7 @@ def infer_arch(backbone: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         res_shift |= re.search(r'(?:^|\.)conv1\.conv\.net\.', rest) is not None
     counts = tuple(max(blocks[s]) + 1 for s in sorted(blocks))
     depth = None
-    for d, (block, stage_blocks) in ResNet.arch_settings.items():
+    for d, (block, stage_blocks) in ResNet.arch_settings.items() if counts else ():
         if (block is Bottleneck) == bottleneck and stage_blocks[:len(counts)] == counts:
             depth = d
             break
