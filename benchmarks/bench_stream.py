@@ -4,17 +4,23 @@ A causal ResNetTSM processes a clip of ``T`` frames either offline (one pass ove
 ``[T, 3, S, S]``) or online (``T`` steps of ``[1, 3, S, S]`` with cached shift buffers). The
 figure is the median per-frame step time over the median offline time per frame, from
 interleaved repeats (offline and stream alternate, in alternating order). Also measured, in
-the same repeats: a plain ResNet of the same depth (no shift) on one frame, which shows what
-the streaming shift itself costs. Prints JSON.
+the same repeats: the same T frames one at a time through a plain ResNet of the same depth
+(no shift), which shows what the streaming shift itself costs. Prints JSON.
+
+On a machine shared with other jobs, OpenMP threads that spin at every barrier make any
+batch-of-one network (streamed or plain) several times slower than the batched clip; run
+with ``OMP_WAIT_POLICY=PASSIVE`` there (or ``--threads 1``).
 
     python benchmarks/bench_stream.py                    # ResNet-50, 224x224, T=8, CPU
     python benchmarks/bench_stream.py --depth 18 --size 112 --repeats 5
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_stream.py --threads 2
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -72,22 +78,23 @@ def main() -> None:
             sync()
             step_times.append(time.perf_counter() - start)
 
-    def plain_frame() -> None:
-        plain(clip[:, 0])
+    def plain_frames() -> None:  # the same T frames, one at a time, through a plain ResNet
+        for i in range(t):
+            plain(clip[:, i])
         sync()
 
     with torch.no_grad():
-        offline(), online(), plain_frame()  # warm-up (allocates the stream's buffers)
+        offline(), online(), plain_frames()  # warm-up (allocates the stream's buffers)
         step_times.clear()
         offline_t, online_t, plain_t = [], [], []
         for r in range(args.repeats):
-            order = [(offline, offline_t), (online, online_t), (plain_frame, plain_t)]
+            order = [(offline, offline_t), (online, online_t), (plain_frames, plain_t)]
             for fn, out in (order if r % 2 == 0 else order[::-1]):
                 out.append(_time(fn))
 
     offline_frame = statistics.median(offline_t) / t
     online_frame = statistics.median(online_t) / t
-    plain_frame_s = statistics.median(plain_t)
+    plain_frame_s = statistics.median(plain_t) / t
     steps = sorted(step_times)
     result = {
         'benchmark': 'stream',
@@ -102,6 +109,7 @@ def main() -> None:
         'config': {'depth': args.depth, 'size': args.size, 'frames': t, 'streams': n,
                    'repeats': args.repeats, 'threads': torch.get_num_threads(),
                    'device': str(device), 'torch': torch.__version__,
+                   'OMP_WAIT_POLICY': os.environ.get('OMP_WAIT_POLICY'),
                    'machine': platform.machine(), 'shift_sites': stream.num_sites},
     }
     text = json.dumps(result, indent=2)

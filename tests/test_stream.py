@@ -375,3 +375,15 @@ def test_cli_refuses_a_missing_file(tmp_path):
 
     with pytest.raises(FileNotFoundError, match='video file not found'):
         main(['stream', str(tmp_path / 'nope.mp4'), '--depth', '18', '--size', str(SIZE)])
+
+
+def test_channels_last_model_streams_exactly(r18):
+    model = causal_model(18, 'blockres', 3).to(memory_format=torch.channels_last)
+    clips = torch.randn(2, 3, 3, SIZE, SIZE)
+    frames = clips.flatten(0, 1).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        want = model(frames).reshape(2, 3, 512, 1, 1)
+    stream = TSMStream(model)
+    got = torch.stack([stream.step(clips[:, t].contiguous(memory_format=torch.channels_last))
+                       for t in range(3)], dim=1)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)

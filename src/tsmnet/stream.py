@@ -94,9 +94,12 @@ class _StreamingShift(nn.Module):
             state.buffers[self.index] = buffer
         else:
             self._check(buffer, x, fold, 'buffer')
-        shifted = torch.empty_like(x)
-        shifted[:, :fold] = buffer
-        shifted[:, fold:] = x[:, fold:]
+        if x.is_contiguous():  # one kernel
+            shifted = torch.cat((buffer, x[:, fold:]), dim=1)
+        else:  # keep x's memory format (channels_last...)
+            shifted = torch.empty_like(x)
+            shifted[:, :fold] = buffer
+            shifted[:, fold:] = x[:, fold:]
         buffer.copy_(x[:, :fold])
         return self.net(shifted)
 
@@ -227,9 +230,8 @@ class TSMStream:
     The stream runs in eval mode (BatchNorm with running statistics) and without autograd,
     whatever mode the model is in, and never modifies the model: it runs a copy of the module
     tree that shares the model's parameters and buffers. Loading weights or moving the model
-    to another device or dtype is seen by the stream (call :meth:`reset` or make a new stream
-    after a move, as the buffers stay where the first step put them); replacing submodules
-    is not.
+    to another device or dtype is seen by the stream, but the buffers stay where the first
+    step put them: make a new stream after a move. Replacing submodules is not seen.
 
     Example::
 
