@@ -445,3 +445,23 @@ def test_mmaction_checkpoint_with_message_hub(tmp_path, capsys):
     assert main(['convert', str(src), str(dst), '--from', 'mmaction']) == 1
     assert 'cls_head.fc_cls.weight: checkpoint (7, 2048), model (7, 512)' in \
         capsys.readouterr().out
+
+
+def test_converted_torchvision_loads_in_both_backbones(tmp_path, shapes, mmaction_models):
+    """MMAction2's own ResNetTSM (init_cfg Pretrained, prefix 'backbone.') and tsmnet's
+    (pretrained=DST) load the converted file to the same weights."""
+    tv = random_state_dict(shapes['resnet18'])
+    src, dst = tmp_path / 'resnet18.pth', tmp_path / 'tsm_r18.pth'
+    torch.save(tv, src)
+    assert main(['convert', str(src), str(dst), '--from', 'torchvision']) == 0
+    theirs = mmaction_models.ResNetTSM(18, num_segments=4, pretrained2d=False, init_cfg=dict(
+        type='Pretrained', checkpoint=str(dst), prefix='backbone.'))
+    theirs.init_weights()
+    ours = ResNetTSM(18, num_segments=4, pretrained=str(dst))
+    ours.init_weights()
+    written = torch.load(dst, weights_only=True)['state_dict']
+    assert len(written) == len(ours.state_dict()) == 120
+    for key, value in ours.state_dict().items():
+        assert torch.equal(value, written[f'backbone.{key}']), key
+        assert torch.equal(value, theirs.state_dict()[key]), key
+    assert torch.equal(ours.layer1[0].conv1.conv.net.weight, tv['layer1.0.conv1.weight'])
