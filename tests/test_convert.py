@@ -264,6 +264,11 @@ def test_tsm_release_converts_and_loads(tmp_path, shapes, depth, shift_place, te
     report = load_pretrained(model, dst, torchvision=False)
     assert report.complete and sorted(report.skipped) == ['cls_head.fc_cls.bias',
                                                   'cls_head.fc_cls.weight']
+    direct = ResNetTSM(depth, num_segments=4, shift_place=shift_place,
+                       temporal_pool=temporal_pool)
+    assert load_pretrained(direct, src, torchvision=False).source_format == 'tsm'
+    for key, value in direct.state_dict().items():  # the original file loads directly too
+        assert torch.equal(value, model.state_dict()[key]), key
     layer2 = model.layer2.net if temporal_pool else model.layer2
     conv = layer2[0].net.conv1.conv if shift_place == 'block' else layer2[0].conv1.conv.net
     assert torch.equal(conv.weight, tv['layer2.0.conv1.weight'])
