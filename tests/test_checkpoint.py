@@ -7,6 +7,7 @@ by a real MMEngine ``Runner``.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import pickle
@@ -36,17 +37,25 @@ from tsmnet.checkpoint import (
 )
 from tsmnet.safe_globals import restricted_getattr, safe_globals
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / 'shared' / 'reference' / \
+# torchvision 0.29.1's real keys and shapes (../shared/reference), kept compressed beside
+# the tests so that they run from any checkout
+REFERENCE = Path(__file__).parent / 'data' / 'torchvision_resnet_state_dict_shapes.json.gz'
+SHARED_REFERENCE = Path(__file__).resolve().parents[2] / 'shared' / 'reference' / \
     'torchvision_resnet_state_dict_shapes.json'
-if not REFERENCE.is_file():  # a checkout beside ../shared, or the lead's CI layout
-    REFERENCE = Path('/work/shared/reference/torchvision_resnet_state_dict_shapes.json')
 NL_CFG = dict(sub_sample=True, use_scale=False, norm_cfg=dict(type='BN3d', requires_grad=True),
               mode='embedded_gaussian')
 
 
 @pytest.fixture(scope='module')
 def torchvision_shapes() -> dict[str, dict[str, list[int]]]:
-    return json.loads(REFERENCE.read_text())['models']
+    return json.loads(gzip.decompress(REFERENCE.read_bytes()))['models']
+
+
+def test_reference_copy_is_the_shared_listing(torchvision_shapes):
+    if not SHARED_REFERENCE.is_file():
+        pytest.skip(f'{SHARED_REFERENCE} is not beside this checkout')
+    assert json.loads(SHARED_REFERENCE.read_text())['models'] == torchvision_shapes
+    assert sorted(torchvision_shapes) == [f'resnet{d}' for d in (101, 152, 18, 34, 50)]
 
 
 def torchvision_state_dict(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:

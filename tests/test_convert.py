@@ -7,6 +7,7 @@ torchvision ResNet with wrappers) is written out by ``original_tsm_checkpoint`` 
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections import OrderedDict
@@ -32,10 +33,7 @@ from tsmnet.convert import (
     tsm_to_mmaction,
 )
 
-REFERENCE = Path('/work/shared/reference/torchvision_resnet_state_dict_shapes.json')
-_LOCAL = Path(__file__).resolve().parents[2] / 'shared' / 'reference' / REFERENCE.name
-if _LOCAL.is_file():
-    REFERENCE = _LOCAL
+REFERENCE = Path(__file__).parent / 'data' / 'torchvision_resnet_state_dict_shapes.json.gz'
 NL_CFG = dict(sub_sample=True, use_scale=False, norm_cfg=dict(type='BN3d', requires_grad=True),
               mode='embedded_gaussian')
 # the original release's non-local placement (ops/non_local.py): layer2 blocks 0 and 2,
@@ -45,7 +43,7 @@ NL_R50 = ((0, 0, 0), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 0, 0))
 
 @pytest.fixture(scope='module')
 def shapes() -> dict[str, dict[str, list[int]]]:
-    return json.loads(REFERENCE.read_text())['models']
+    return json.loads(gzip.decompress(REFERENCE.read_bytes()))['models']
 
 
 def random_state_dict(shapes: dict[str, list[int]], seed: int = 0) -> dict[str, torch.Tensor]:
