@@ -161,16 +161,23 @@ def read_checkpoint(source: str | Path) -> Any:
     except Exception as err:  # pickle, zip and unsafe-type errors alike
         message = str(err)
         if 'Weights only load failed' in message:
-            refused = re.search(r'(?:Unsupported global: GLOBAL|unrecognized function|'
-                                r'unsupported GLOBAL) ?([^\s]+)', message)
-            what = refused.group(1) if refused else message.splitlines()[0]
             raise UnsafeCheckpointError(
-                f'refused to load checkpoint {path}: it needs {what}, which '
-                f'torch.load(weights_only=True) does not allow (unpickling it could run '
-                f'arbitrary code). Convert it where you trust it, or load a safe copy.'
-            ) from err
+                f'refused to load checkpoint {path}: {_refusal(message)}; '
+                f'torch.load(weights_only=True) builds tensors, plain containers and '
+                f'allow-listed types only, and unpickling this file could run code. Only if '
+                f'you trust its origin, load it with weights_only=False and save its '
+                f'state_dict.') from err
         raise ValueError(f'cannot read checkpoint {path}: it is truncated, corrupt or not a '
                          f'PyTorch checkpoint ({type(err).__name__}: {message})') from err
+
+
+def _refusal(message: str) -> str:
+    """What torch's weights-only unpickler refused, from its error message."""
+    found = re.search(r'GLOBAL (\S+) was not an allowed global', message)
+    if found:
+        return f'it needs {found.group(1)}, which is not an allowed global'
+    found = re.search(r'WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)', message, re.S)
+    return found.group(1).strip() if found else message.splitlines()[0]
 
 
 def read_state_dict(source: str | Path) -> StateDict:
