@@ -52,6 +52,7 @@ WHEEL_CONFIGS = _wheel_resnet_tsm_configs()
 # the same model built with MMAction2's own ResNetTSM, i.e. MMAction2 checkpoints load.
 BUILD_SCRIPT = r'''
 import json, sys
+import torch
 order, paths = sys.argv[1], json.loads(sys.argv[2])
 if order == 'mmaction-first':
     import mmaction.models  # the launcher has put the drn stand-in in place
@@ -65,7 +66,10 @@ for path in paths:
             order == 'tsmnet-first' and 'mmaction.models' in sys.modules)
     init_default_scope(cfg.get('default_scope', 'mmaction'))
     from mmaction.registry import MODELS
-    model = MODELS.build(cfg.model)
+    # tsmnet-first builds for real; mmaction-first, which also builds every model a second time
+    # with MMAction2's class, compares structures on the meta device (no weight init cost)
+    with torch.device('meta' if order == 'mmaction-first' else 'cpu'):
+        model = MODELS.build(cfg.model)
     bb = model.backbone
     nl = sum(type(m).__name__ == 'NL3DWrapper' for m in bb.modules())
     info = dict(
@@ -82,7 +86,8 @@ for path in paths:
         from mmaction.models.backbones import ResNetTSM as Reference
         ref_cfg = cfg.model.copy()
         ref_cfg.backbone = dict(ref_cfg.backbone, type=Reference)
-        ref = MODELS.build(ref_cfg)
+        with torch.device('meta'):
+            ref = MODELS.build(ref_cfg)
         ours = {k: list(v.shape) for k, v in model.state_dict().items()}
         theirs = {k: list(v.shape) for k, v in ref.state_dict().items()}
         info['same_state_dict_as_mmaction'] = ours == theirs
