@@ -56,6 +56,17 @@ def test_config_files(capsys) -> None:
     assert tpn['architecture']['out_indices'] == [2, 3]
 
 
+def test_mmaction_config_describes_like_ours(capsys) -> None:
+    mmaction = pytest.importorskip('mmaction')
+    name = 'tsm_imagenet-pretrained-r50_8xb16-1x1x16-50e_sthv2-rgb.py'
+    theirs = Path(mmaction.__path__[0]) / '.mim' / 'configs' / 'recognition' / 'tsm' / name
+    ours = next(CONFIGS.rglob('tsm_tsmnet-r50_8xb16-1x1x16-50e_sthv2-rgb.py'))
+    a = info(capsys, str(theirs), '--no-flops')
+    b = info(capsys, str(ours), '--no-flops')
+    assert a['architecture']['num_segments'] == 16
+    assert a['architecture'] == b['architecture'] and a['shifts'] == b['shifts']
+
+
 def test_rejects_config_without_resnet_tsm(tmp_path: Path, capsys) -> None:
     cfg = tmp_path / 'tsn.py'
     cfg.write_text("model = dict(type='Recognizer2D', backbone=dict(type='ResNet', depth=50))\n")
