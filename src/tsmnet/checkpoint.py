@@ -305,6 +305,7 @@ def to_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
     report.source_format = fmt
     if fmt == 'torchvision':
         converted = timm_to_resnet(state_dict)  # timm's plain ResNets share torchvision's keys
+        report.skipped.extend(k for k in state_dict if re.match(r'^(module\.)?fc\.', k))
         stem = converted.get(CONV1_KEY)
         if stem is not None and stem.dim() == 4 and stem.shape[1] != model.in_channels:
             converted = inflate_in_channels(converted, model.in_channels)
