@@ -95,9 +95,17 @@ def convert_checkpoint(src: str | Path, source_format: str, *, depth: int | None
         ValueError: Unknown format, or a file of another layout or architecture.
     """
     from tsmnet.checkpoint import match_state_dict, read_state_dict, wrap_names_of, wrap_state_dict
-    from tsmnet.convert import (BACKBONE_PREFIX, CONV1_KEY, CONVERTERS, HEAD_PREFIX,
-                                SOURCE_FORMATS, detect_format, infer_arch, inflate_in_channels,
-                                split_recognizer)
+    from tsmnet.convert import (
+        BACKBONE_PREFIX,
+        CONV1_KEY,
+        CONVERTERS,
+        HEAD_PREFIX,
+        SOURCE_FORMATS,
+        detect_format,
+        infer_arch,
+        inflate_in_channels,
+        split_recognizer,
+    )
 
     if source_format not in SOURCE_FORMATS:
         raise ValueError(f'source_format must be one of {SOURCE_FORMATS}, got {source_format!r}')
