@@ -28,6 +28,14 @@ def mmaction_models():
     return import_mmaction_models()
 
 
+@pytest.fixture(scope='session')
+def mmaction_tsm(mmaction_models):
+    """MMAction2's ``mmaction.models.backbones.resnet_tsm`` module (its TemporalShift...)."""
+    import importlib
+
+    return importlib.import_module('mmaction.models.backbones.resnet_tsm')
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
