@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -63,6 +64,20 @@ def test_works_without_mmaction() -> None:
               [k for k in sys.modules if k.startswith('mmaction')])
     ''').stdout.split()
     assert out == ['True', 'False', "['mmaction']"]
+
+
+def test_broken_mmaction_does_not_break_tsmnet(tmp_path) -> None:
+    """MMAction2 1.2.0 asserts its mmcv range on import (a full mmcv 2.2 fails it)."""
+    fake = tmp_path / 'mmaction'
+    fake.mkdir()
+    (fake / '__init__.py').write_text("assert False, 'MMCV==2.2.0 is used but incompatible'\n")
+    proc = subprocess.run(
+        [sys.executable, '-c', 'import tsmnet; print(tsmnet.registry.MMACTION_DROP_IN)'],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, 'PYTHONPATH': str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-1] == 'False'
+    assert 'MMCV==2.2.0 is used but incompatible' in proc.stdout + proc.stderr
 
 
 @pytest.fixture

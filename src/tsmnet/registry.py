@@ -108,7 +108,8 @@ def install_mmaction_drop_in() -> bool:
         return False
     try:
         from mmaction.registry import MODELS as MMACTION_MODELS
-    except ImportError as err:  # a broken MMAction2 install must not break tsmnet
+    except (ImportError, AssertionError) as err:  # a broken install must not break tsmnet
+        # (mmaction/__init__.py asserts its mmcv/mmengine version ranges)
         print_log(f'tsmnet: MMAction2 is installed but its registry does not import ({err}); '
                   'use type="tsmnet.ResNetTSM" in configs', logger='current',
                   level=logging.WARNING)
