@@ -352,6 +352,23 @@ def test_cli_streams_a_video_file(tmp_path, capsys, r18):
                                scores.amax(-1).numpy(), atol=1e-5)
 
 
+def test_cli_reads_with_opencv_too(tmp_path, capsys):
+    """Both decoders give the same frames (up to MJPEG decoding) and drive the command."""
+    from tsmnet.cli import main
+    from tsmnet.commands.stream import read_video
+
+    video = tmp_path / 'clip.avi'
+    _write_video(video, 5, 40)
+    by_decord = np.stack(list(read_video(str(video), reader='decord')))
+    by_opencv = np.stack(list(read_video(str(video), reader='opencv')))
+    assert by_decord.shape == by_opencv.shape == (5, 40, 40, 3)
+    assert np.abs(by_decord.astype(int) - by_opencv.astype(int)).mean() < 2
+    assert len(list(read_video(str(video), frames=3, reader='opencv'))) == 3
+    assert main(['stream', str(video), '--reader', 'opencv', '--frames', '4', '--depth', '18',
+                 '--size', str(SIZE)]) == 0
+    assert capsys.readouterr().out.count(' ms  top feature ') == 4
+
+
 def test_cli_streams_a_generated_clip(tmp_path, capsys):
     from tsmnet.cli import main
     from tsmnet.commands.stream import generated_clip, to_tensor

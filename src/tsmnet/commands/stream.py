@@ -44,6 +44,8 @@ def add_parser(subparsers: Any) -> None:
                         'keys); random weights when omitted')
     parser.add_argument('--shift-place', default='blockres', choices=('blockres', 'block'))
     parser.add_argument('--shift-div', type=int, default=8)
+    parser.add_argument('--reader', default='auto', choices=READERS,
+                        help='video decoder: decord, opencv, or auto (decord, else OpenCV)')
     parser.add_argument('--window', type=int, default=8,
                         help='frames whose class scores are averaged (default: 8)')
     parser.add_argument('--device', default='cpu', help='torch device (default: cpu)')
@@ -66,20 +68,36 @@ def generated_clip(frames: int, size: int) -> Iterator[np.ndarray]:
         yield frame
 
 
-def read_video(path: str, frames: int | None = None) -> Iterator[np.ndarray]:
-    """Decode ``path`` frame by frame as ``[H, W, 3]`` uint8 RGB: decord, else OpenCV."""
+READERS: tuple[str, ...] = ('auto', 'decord', 'opencv')
+
+
+def read_video(path: str, frames: int | None = None,
+               reader: str = 'auto') -> Iterator[np.ndarray]:
+    """Decode ``path`` frame by frame as ``[H, W, 3]`` uint8 RGB.
+
+    Args:
+        path: The video file.
+        frames: Read at most this many frames. Defaults to None, all.
+        reader: ``'decord'``, ``'opencv'``, or ``'auto'`` (default): decord, else OpenCV
+            where decord is missing or cannot open the file.
+    """
+    if reader not in READERS:
+        raise ValueError(f'reader must be one of {READERS}, got {reader!r}')
     if not Path(path).is_file():
         raise FileNotFoundError(f'video file not found: {path}')
-    try:
-        import decord
+    video = None
+    if reader != 'opencv':
+        try:
+            import decord
 
-        reader = decord.VideoReader(path)
-    except Exception:  # decord missing, or a container it cannot open
-        reader = None
-    if reader is not None:
-        count = len(reader) if frames is None else min(frames, len(reader))
+            video = decord.VideoReader(path)
+        except Exception:  # decord missing, or a container it cannot open
+            if reader == 'decord':
+                raise
+    if video is not None:
+        count = len(video) if frames is None else min(frames, len(video))
         for i in range(count):
-            yield reader[i].asnumpy()
+            yield video[i].asnumpy()
         return
     import cv2
 
@@ -148,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         head = tuple(None if t is None else t.to(device) for t in head)
     stream = TSMStream(model)
     source = args.video or 'a generated clip'
-    frames = (read_video(args.video, args.frames) if args.video
+    frames = (read_video(args.video, args.frames, args.reader) if args.video
               else generated_clip(args.frames or 16, args.size))
     print(f'streaming {source} through a causal ResNet-{args.depth}-TSM '
           f'({args.shift_place}, {stream.num_sites} shift sites) on {device}, '
