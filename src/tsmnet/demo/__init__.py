@@ -1,0 +1,12 @@
+"""``tsmnet demo``: TSM learns the direction of motion where per-frame averaging cannot.
+
+:mod:`tsmnet.demo.data` makes the clips (seeded, on the fly, nothing to download);
+:mod:`tsmnet.demo.train` trains ``ResNetTSM`` with and without shifts side by side.
+"""
+
+from .config import DemoConfig
+from .data import CLASSES, MotionDirection
+from .train import ClipClassifier, format_table, run_demo
+
+__all__ = ['CLASSES', 'ClipClassifier', 'DemoConfig', 'MotionDirection', 'format_table',
+           'run_demo']
