@@ -15,12 +15,15 @@ SIZE = 32
 
 
 @pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny convs run fastest on one thread on the shared CI machine; restored afterwards."""
-    threads = torch.get_num_threads()
+def _one_thread_no_tf32():
+    """Tiny convs run fastest on one thread on the shared CI machine; on CUDA, fp32 means
+    fp32 (no TF32 convs). Both restored afterwards."""
+    threads, tf32 = torch.get_num_threads(), torch.backends.cudnn.allow_tf32
     torch.set_num_threads(1)
+    torch.backends.cudnn.allow_tf32 = False
     yield
     torch.set_num_threads(threads)
+    torch.backends.cudnn.allow_tf32 = tf32
 
 
 def causal_model(depth: int = 18, place: str = 'blockres', num_segments: int = 4,
