@@ -214,12 +214,20 @@ class ResNet(BaseModule):
             raise ValueError(f'in_channels must be a positive int, got {in_channels!r}')
         if not isinstance(num_stages, int) or not 1 <= num_stages <= 4:
             raise ValueError(f'num_stages must be an int from 1 to 4, got {num_stages!r}')
+        for name, value in (('out_indices', out_indices), ('strides', strides),
+                            ('dilations', dilations)):
+            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+                raise TypeError(f'{name} must be a sequence of ints, e.g. a tuple, got {value!r}')
         out_indices = tuple(out_indices)
         if not out_indices or not all(0 <= i < num_stages for i in out_indices):
             raise ValueError(f'out_indices must be stage indices in [0, {num_stages - 1}] '
                              f'(num_stages={num_stages}), got {out_indices}')
         if len(strides) != num_stages or len(dilations) != num_stages:
             raise ValueError(f'strides and dilations must have num_stages={num_stages} entries, '
+                             f'got strides={tuple(strides)}, dilations={tuple(dilations)}')
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                   for v in (*strides, *dilations)):
+            raise ValueError(f'strides and dilations must be positive ints, '
                              f'got strides={tuple(strides)}, dilations={tuple(dilations)}')
         if style not in STYLES:
             raise ValueError(f'style must be one of {STYLES}, got {style!r}')

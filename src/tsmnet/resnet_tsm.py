@@ -9,7 +9,7 @@ README ("Fixed defects of the reference").
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -75,6 +75,9 @@ class ResNetTSM(ResNet):
         self.temporal_pool = temporal_pool
         self.non_local = non_local
         self.non_local_stages = self._expand_non_local(non_local)
+        if non_local_cfg is not None and not isinstance(non_local_cfg, Mapping):
+            raise TypeError(f'non_local_cfg must be a dict of NonLocal3d arguments or None, '
+                            f'got {non_local_cfg!r}')
         self.non_local_cfg = dict(non_local_cfg or {})
         if any(any(s) for s in self.non_local_stages) and not self.non_local_cfg:
             raise ValueError('non_local asks for non-local blocks but non_local_cfg is empty: '
@@ -199,6 +202,14 @@ class ResNetTSM(ResNet):
             raise ValueError(f'the batch of the input ({x.shape[0]} frames) must be a positive '
                              f'multiple of num_segments ({self.num_segments}): frames come as '
                              f'[N * T, C, H, W] with T = num_segments')
+        if 0 in x.shape[2:]:
+            raise ValueError(f'input frames must have H, W >= 1, got shape {tuple(x.shape)}')
         if not x.is_floating_point():
             raise TypeError(f'input must be a floating-point tensor, got {x.dtype}')
+        weight = next(self.parameters(), None)
+        if (weight is not None and x.dtype != weight.dtype
+                and not torch.is_autocast_enabled(x.device.type)):
+            raise TypeError(f'input dtype {x.dtype} differs from the model parameters\' '
+                            f'{weight.dtype}: convert one of them (x.to(dtype) or '
+                            f'model.to(dtype)), or run under torch.autocast')
         return super().forward(x)
