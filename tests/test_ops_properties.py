@@ -4,7 +4,7 @@ Hypothesis draws N, T, C, H, W, shift_div, mode, dtype (fp32, fp64, fp16, bf16) 
 layout (contiguous, channels_last, strided view); the op must equal
 :func:`tsmnet.ops.temporal_shift_reference` exactly (a shift only moves values), in eager
 inference, under autograd (forward and backward) and under tracing.
-Examples in CI: 500 + 200 + 100 + 50 = 850.
+Examples in CI: 500 + 200 + 100 + 50 + 100 = 950.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from torch import nn
 
-from tsmnet import temporal_shift
+from tsmnet import TemporalShift, temporal_shift
 from tsmnet.ops import temporal_shift_reference
 
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -125,3 +126,29 @@ def test_batch_not_multiple_of_num_segments_is_refused(case: Case, extra: int) -
     x = torch.zeros(case.n * case.t + 1 + extra % (case.t - 1), case.c, case.h, case.w)
     with pytest.raises(ValueError, match=rf'\({x.shape[0]} frames\).*\({case.t}\)'):
         temporal_shift(x, case.t, case.shift_div, case.mode)
+
+
+@settings(max_examples=100, **COMMON)
+@given(case=cases(dtypes=(torch.float64,)), out_channels=st.integers(1, 6),
+       kernel=st.sampled_from((1, 3)), bias=st.booleans())
+def test_shift_then_conv_module_equals_reference(case: Case, out_channels: int, kernel: int,
+                                                 bias: bool) -> None:
+    """``TemporalShift`` around a conv (the blockres site, which may run shift and conv fused
+    in training): output and every gradient equal the loop reference followed by the conv."""
+    assume(_valid(case))
+    gen = torch.Generator().manual_seed(case.seed + 2)
+    conv = nn.Conv2d(case.c, out_channels, kernel, padding=kernel // 2, bias=bias).double()
+    with torch.no_grad():
+        for p in conv.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    module = TemporalShift(conv, case.t, case.shift_div, case.mode)
+    x = case.tensor().detach().requires_grad_(True)
+    out = module(x)
+    grad = torch.randn(out.shape, generator=gen, dtype=out.dtype)
+    got = torch.autograd.grad(out, (x, *conv.parameters()), grad)
+    x_ref = x.detach().clone().requires_grad_(True)
+    ref_out = conv(temporal_shift_reference(x_ref, case.t, case.shift_div, case.mode))
+    expected = torch.autograd.grad(ref_out, (x_ref, *conv.parameters()), grad)
+    torch.testing.assert_close(out, ref_out, rtol=1e-12, atol=1e-12)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-12)
