@@ -63,10 +63,11 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f'tsmnet demo: {err}') from err
     console = Console()
     console.print(
-        f'Task: {cfg.num_segments} frames of {cfg.size}x{cfg.size}, an object moving right '
-        f'(class 0) or left (class 1 = class 0 played backwards).\n'
-        f'Training ResNet-{cfg.depth} with is_shift=True (TSM) and is_shift=False (TSN), same '
-        f'weights and batches: {cfg.steps} steps of {cfg.batch_size} clips on {cfg.device}.')
+        f'Task: clips of {cfg.num_segments} frames, {cfg.size}x{cfg.size}: an object moves right '
+        f'(class 0) or left\n(class 1 = class 0 played backwards: both classes hold the same '
+        f'frames).\nTraining ResNet-{cfg.depth} with is_shift=True (TSM) and is_shift=False '
+        f'(TSN),\nsame initial weights and batches: {cfg.steps} steps of {cfg.batch_size} clips '
+        f'on {cfg.device}.', highlight=False)
     progress = Progress(
         TextColumn('{task.description}'), BarColumn(bar_width=24), MofNCompleteColumn(),
         TextColumn('loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.2f}  '

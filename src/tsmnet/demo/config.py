@@ -10,11 +10,11 @@ class DemoConfig:
     """Settings of a demo run; the defaults finish in a few minutes on a 2-core CPU.
 
     Args:
-        steps: Training steps of each model. Defaults to 150.
+        steps: Training steps of each model. Defaults to 100.
         depth: ResNet depth. Defaults to 18.
         num_segments: Frames per clip. Defaults to 8.
         size: Frame height and width in pixels. Defaults to 32.
-        batch_size: Clips per training step. Defaults to 16.
+        batch_size: Clips per training step. Defaults to 8.
         lr: Peak learning rate of AdamW (one-cycle schedule). Defaults to 1e-3.
         weight_decay: AdamW weight decay. Defaults to 1e-4.
         val_pairs: Validation clips come in pairs, a clip and its reverse (labels 0 and 1):
@@ -26,11 +26,11 @@ class DemoConfig:
         out: Output folder. Defaults to ``'tsmnet_demo'``.
     """
 
-    steps: int = 150
+    steps: int = 100
     depth: int = 18
     num_segments: int = 8
     size: int = 32
-    batch_size: int = 16
+    batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
     val_pairs: int = 128

@@ -10,6 +10,7 @@ clip score cannot depend on the order of the frames.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import platform
@@ -248,7 +249,7 @@ def save_plot(results: dict[str, Any], clips: torch.Tensor, labels: torch.Tensor
     colours = {'tsm': 'tab:blue', 'tsn': 'tab:orange'}
     t = clips.shape[1]
     fig = plt.figure(figsize=(9, 5.6), dpi=80)
-    grid = fig.add_gridspec(4, t, height_ratios=[2.2, 0.25, 1, 1], hspace=0.35)
+    grid = fig.add_gridspec(4, t, height_ratios=[2.2, 0.25, 1, 1], hspace=0.35, wspace=0.3)
     ax_loss = fig.add_subplot(grid[0, :t // 2])
     ax_acc = fig.add_subplot(grid[0, t // 2:])
     for name in MODEL_NAMES:
@@ -260,7 +261,7 @@ def save_plot(results: dict[str, Any], clips: torch.Tensor, labels: torch.Tensor
         ax_acc.plot(history['eval_step'], history[name]['val_acc'], 'o-', color=colours[name],
                     label=f'{label}: val {history[name]["val_acc"][-1]:.2f}')
     ax_loss.set(title='training loss (smoothed)', xlabel='step', ylim=(0, None))
-    ax_loss.legend(fontsize=8)
+    ax_loss.legend(fontsize=8, loc='upper right')
     ax_acc.axhline(results['task']['chance'], color='grey', ls='--', lw=1, label='chance')
     ax_acc.set(title='accuracy (line: train, dots: validation)', xlabel='step',
                ylim=(0, 1.02))
@@ -280,13 +281,22 @@ def save_plot(results: dict[str, Any], clips: torch.Tensor, labels: torch.Tensor
             ax.set_yticks([])
             if i == 0:
                 ax.set_ylabel(f'clip {row + 1}', fontsize=8)
+            if row == 1:
+                ax.set_xlabel(f't = {i}', fontsize=8)
             if i == t // 2:
                 ax.set_title(f'clip {row + 1}{" (clip 1 reversed)" if row else ""}: '
                              f'{truth}.  {verdicts}', fontsize=9, loc='center')
     fig.suptitle('Same frames, opposite labels: the shift reads the order, frame averaging '
                  'cannot', fontsize=10)
-    fig.savefig(path, dpi=80, bbox_inches='tight')
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format='png', dpi=80, bbox_inches='tight')
     plt.close(fig)
+    # A 256-colour palette keeps the file small (the noisy frames compress badly in RGB).
+    from PIL import Image  # a dependency of matplotlib
+
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        image.convert('RGB').quantize(colors=256).save(path, optimize=True)
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -301,7 +311,8 @@ def format_table(results: dict[str, Any]) -> str:
                        for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, '  '.join('-' * w for w in widths))
     chance = results['task']['chance']
-    lines.append(f'chance: {chance:.3f}; {results["task"]["val_clips"]} validation clips, '
-                 f'each with its reverse')
+    clips = results['task']['val_clips']
+    lines.append(f'chance: {chance:.3f}; {clips} validation clips: {clips // 2} clips and the '
+                 f'same clips played backwards')
     return '\n'.join(lines)
 
