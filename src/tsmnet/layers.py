@@ -13,7 +13,16 @@ import torch
 from mmcv.cnn import NonLocal3d
 from torch import nn
 
-from .ops import ShiftMode, check_num_segments, check_shift_div, check_shift_mode, temporal_shift
+from .fused import can_fuse, shift_conv2d
+from .ops import (
+    ShiftMode,
+    _is_tracing,
+    check_frames,
+    check_num_segments,
+    check_shift_div,
+    check_shift_mode,
+    temporal_shift,
+)
 
 
 def check_clip_batch(x: torch.Tensor, num_segments: int, name: str = 'input') -> None:
@@ -56,8 +65,25 @@ class TemporalShift(nn.Module):
         self.shift_mode = shift_mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Args: x: ``[N * T, C, H, W]``. Returns: ``net`` of the shifted frames."""
+        """Args: x: ``[N * T, C, H, W]``. Returns: ``net`` of the shifted frames.
+
+        When a gradient is wanted and ``net`` is a plain ``nn.Conv2d`` with no hooks, shift
+        and conv run fused (:func:`tsmnet.fused.shift_conv2d`): the same numbers, but
+        autograd keeps ``x`` instead of a shifted copy of it. Tracing, export and
+        ``torch.compile`` always see the plain shift followed by ``net``.
+        """
+        if self._fuse(x):
+            check_frames(x, self.num_segments, self.shift_div, self.shift_mode)
+            return shift_conv2d(x, self.net, self.num_segments, self.shift_div, self.shift_mode)
         return self.net(self.shift(x))
+
+    def _fuse(self, x: torch.Tensor) -> bool:
+        net = self.net
+        return (torch.is_grad_enabled() and not _is_tracing() and can_fuse(net)
+                and (x.requires_grad or any(p.requires_grad for p in net.parameters()))
+                and not (net._forward_hooks or net._forward_pre_hooks
+                         or nn.modules.module._global_forward_hooks
+                         or nn.modules.module._global_forward_pre_hooks))
 
     def shift(self, x: torch.Tensor) -> torch.Tensor:
         """The shift alone, ``[N * T, C, H, W]`` to the same shape."""
@@ -113,7 +139,8 @@ def block_out_channels(block: nn.Module) -> int:
         if isinstance(module, nn.modules.conv._ConvNd) and 'downsample' not in name:
             last = module
     if last is None:
-        raise TypeError(f'cannot find the output channels of {type(block).__name__}: it holds no conv')
+        raise TypeError(f'cannot find the output channels of {type(block).__name__}: '
+                        f'it holds no conv')
     return last.out_channels
 
 

@@ -54,6 +54,31 @@ def check_num_segments(num_segments: object, name: str = 'num_segments') -> None
         raise ValueError(f'{name} must be >= 1, got {num_segments}')
 
 
+def check_frames(x: object, num_segments: int, shift_div: int,
+                 mode: str = 'bidirectional') -> int:
+    """Check the arguments of :func:`temporal_shift` (``mode`` aside); return the fold.
+
+    Raises ``TypeError``/``ValueError`` naming the argument, what was expected and what came.
+    """
+    check_num_segments(num_segments)
+    check_shift_div(shift_div, mode)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f'x must be a torch.Tensor, got {type(x).__name__}')
+    if x.dim() != 4:
+        raise ValueError(f'x must be 4-D [N * T, C, H, W], got shape {tuple(x.shape)}')
+    nt, c, h, w = x.shape
+    if nt % num_segments != 0:
+        raise ValueError(
+            f'the batch of x ({nt} frames) must be a multiple of num_segments '
+            f'({num_segments}): x holds [N * T, C, H, W] with T = num_segments')
+    fold = c // shift_div
+    if fold == 0:
+        raise ValueError(
+            f'shift_div={shift_div} leaves no channel to shift in x with {c} channels '
+            f'(C // shift_div must be >= 1)')
+    return fold
+
+
 def _groups(fold: int, mode: str) -> tuple[_Group, ...]:
     if mode == 'causal':
         return ((0, fold, -1),)
@@ -64,21 +89,50 @@ def _reversed(groups: tuple[_Group, ...]) -> tuple[_Group, ...]:
     return tuple((lo, hi, -d) for lo, hi, d in groups)
 
 
-def _shift_copy(x5: torch.Tensor, groups: tuple[_Group, ...]) -> torch.Tensor:
-    """One-copy shift of ``x5`` ``[N, T, C, H, W]``: every element is written once."""
+def _like_frames(x5: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """An empty result for ``x5`` ``[N, T, C, H, W]`` in its memory format, and views of both.
+
+    Returns ``(out, src, dst, dim)``: ``src`` and ``dst`` view ``x5`` and ``out`` with clip
+    and time at dims 0 and 1 and the channels at ``dim``. Contiguous frames become
+    ``[N, T, C, H * W]`` (``dim=2``) and channels-last frames ``[N, T, H * W, C]``
+    (``dim=3``), so that each copy walks memory in order with as few dims as the layout
+    allows; any other layout stays 5-D (``dim=2``).
+    """
+    n, t, c, h, w = x5.shape
+    if x5.is_contiguous():
+        out = torch.empty_like(x5, memory_format=torch.contiguous_format)
+        return out, x5.view(n, t, c, h * w), out.view(n, t, c, h * w), 2
+    last = x5.permute(0, 1, 3, 4, 2)
+    if last.is_contiguous():
+        out_last = x5.new_empty((n, t, h, w, c))
+        return (out_last.permute(0, 1, 4, 2, 3), last.view(n, t, h * w, c),
+                out_last.view(n, t, h * w, c), 3)
     out = torch.empty_like(x5)
+    return out, x5, out, 2
+
+
+def _shift_copy(x5: torch.Tensor, groups: tuple[_Group, ...]) -> torch.Tensor:
+    """One-copy shift of ``x5`` ``[N, T, C, H, W]``: every element is written once.
+
+    Bidirectional: three block copies (unshifted channels, each shifted fold) and two zero
+    fills of one frame each; the result has the memory format of ``x5``.
+    """
+    out, src, dst, dim = _like_frames(x5)
+    t = x5.shape[1]
     start = 0
     for lo, hi, d in groups:
         if lo > start:
-            out[:, :, start:lo] = x5[:, :, start:lo]
-        if d > 0:
-            out[:, :-1, lo:hi] = x5[:, 1:, lo:hi]
-            out[:, -1:, lo:hi] = 0
-        else:
-            out[:, 1:, lo:hi] = x5[:, :-1, lo:hi]
-            out[:, :1, lo:hi] = 0
+            dst.narrow(dim, start, lo - start).copy_(src.narrow(dim, start, lo - start))
+        s_fold, d_fold = src.narrow(dim, lo, hi - lo), dst.narrow(dim, lo, hi - lo)
+        if t > 1:
+            # d > 0: frame i reads frame i + 1; d < 0: frame i reads frame i - 1
+            d_fold.narrow(1, 0 if d > 0 else 1, t - 1).copy_(
+                s_fold.narrow(1, 1 if d > 0 else 0, t - 1))
+        d_fold.narrow(1, t - 1 if d > 0 else 0, 1).zero_()  # the frame outside the clip
         start = hi
-    out[:, :, start:] = x5[:, :, start:]
+    c = x5.shape[2]
+    if c > start:
+        dst.narrow(dim, start, c - start).copy_(src.narrow(dim, start, c - start))
     return out
 
 
@@ -118,11 +172,12 @@ class _TemporalShiftFunction(torch.autograd.Function):
 
 
 def _is_tracing() -> bool:
+    """Whether a tracer, exporter or ``torch.compile`` is recording (cheapest checks first)."""
     return (
-        torch.jit.is_tracing()
+        torch.compiler.is_compiling()
+        or torch.jit.is_tracing()
         or torch.jit.is_scripting()
         or torch.onnx.is_in_onnx_export()
-        or torch.compiler.is_compiling()
     )
 
 
@@ -150,22 +205,8 @@ def temporal_shift(
         The shifted frames, ``[N * T, C, H, W]``, a new tensor.
     """
     check_shift_mode(mode, 'mode')
-    check_num_segments(num_segments)
-    check_shift_div(shift_div, mode)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f'x must be a torch.Tensor, got {type(x).__name__}')
-    if x.dim() != 4:
-        raise ValueError(f'x must be 4-D [N * T, C, H, W], got shape {tuple(x.shape)}')
+    fold = check_frames(x, num_segments, shift_div, mode)
     nt, c, h, w = x.shape
-    if nt % num_segments != 0:
-        raise ValueError(
-            f'the batch of x ({nt} frames) must be a multiple of num_segments '
-            f'({num_segments}): x holds [N * T, C, H, W] with T = num_segments')
-    fold = c // shift_div
-    if fold == 0:
-        raise ValueError(
-            f'shift_div={shift_div} leaves no channel to shift in x with {c} channels '
-            f'(C // shift_div must be >= 1)')
     groups = _groups(fold, mode)
     x5 = x.reshape(nt // num_segments, num_segments, c, h, w)
     if _is_tracing():

@@ -1,0 +1,161 @@
+"""The fused shift + conv of training (tsmnet.fused): the numbers of the plain pair, less
+memory kept for backward, and taken only where it is the same computation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tsmnet import ResNetTSM, TemporalShift
+from tsmnet.fused import can_fuse
+from tsmnet.ops import temporal_shift_reference
+
+T = 4
+CONVS = {
+    '1x1': dict(in_channels=16, out_channels=8, kernel_size=1, bias=False),
+    '3x3-stride2-bias': dict(in_channels=16, out_channels=12, kernel_size=3, stride=2,
+                             padding=1, bias=True),
+    'grouped-dilated': dict(in_channels=16, out_channels=8, kernel_size=3, padding=2,
+                            dilation=2, groups=2, bias=True),
+}
+FORMATS = {'contiguous': torch.contiguous_format, 'channels_last': torch.channels_last}
+
+
+def _saved_storages(fn) -> list[int]:
+    """data_ptr of every storage autograd saves while ``fn()`` runs."""
+    seen: list[int] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        seen.append(t.untyped_storage().data_ptr())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return seen
+
+
+def _saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    model.train()  # (MMAction2's train() returns None: not chained)
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        if s.data_ptr() not in params:
+            seen[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize('fmt', FORMATS)
+@pytest.mark.parametrize('conv', CONVS)
+@pytest.mark.parametrize('mode', ['bidirectional', 'causal'])
+def test_fused_equals_shift_then_conv(mode: str, conv: str, fmt: str,
+                                      device: torch.device) -> None:
+    layer = nn.Conv2d(**CONVS[conv]).to(device, memory_format=FORMATS[fmt])
+    x = torch.randn(2 * T, 16, 7, 7, device=device).contiguous(memory_format=FORMATS[fmt])
+    module = TemporalShift(layer, T, 4, mode)
+    xa = x.clone().requires_grad_()
+    out = module(xa)
+    assert type(out.grad_fn).__name__ == '_ShiftConv2dFunctionBackward'
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    fused_grads = [p.grad.clone() for p in layer.parameters()]
+    layer.zero_grad()
+    xb = x.clone().requires_grad_()
+    expected = layer(temporal_shift_reference(xb, T, 4, mode))
+    expected.backward(grad)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=0, atol=1e-6)
+    for a, b in zip(fused_grads, [p.grad for p in layer.parameters()]):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    assert out.is_contiguous(memory_format=FORMATS[fmt])
+
+
+def test_fused_gradcheck_float64() -> None:
+    """Gradients of input, weight and bias against finite differences."""
+    module = TemporalShift(nn.Conv2d(8, 6, 3, padding=1).double(), T, 4)
+    x = torch.randn(2 * T, 8, 3, 3, dtype=torch.float64, requires_grad=True)
+    weight = module.net.weight.detach().clone().requires_grad_()
+    bias = module.net.bias.detach().clone().requires_grad_()
+
+    def fn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        out = torch.func.functional_call(module, {'net.weight': weight, 'net.bias': bias}, (x,))
+        assert type(out.grad_fn).__name__ == '_ShiftConv2dFunctionBackward'
+        return out
+
+    assert torch.autograd.gradcheck(fn, (x, weight, bias))
+
+
+def test_fused_keeps_the_unshifted_input_not_a_copy() -> None:
+    layer = nn.Conv2d(16, 8, 1, bias=False)
+    x = torch.randn(2 * T, 16, 5, 5, requires_grad=True)
+    fused = _saved_storages(lambda: TemporalShift(layer, T)(x))
+    assert sorted(fused) == sorted({x.untyped_storage().data_ptr(),
+                                    layer.weight.untyped_storage().data_ptr()})
+    plain = _saved_storages(lambda: layer(temporal_shift_reference(x, T)))
+    assert x.untyped_storage().data_ptr() not in plain  # the plain pair keeps a shifted copy
+
+
+def test_not_fused_where_it_would_change_behaviour() -> None:
+    x = torch.randn(2 * T, 16, 5, 5, requires_grad=True)
+
+    class MyConv(nn.Conv2d):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) * 2
+
+    assert not can_fuse(MyConv(16, 8, 1))
+    assert not can_fuse(nn.Conv2d(16, 8, 3, padding=1, padding_mode='reflect'))
+    assert not can_fuse(nn.Conv2d(16, 8, 3, padding='same'))
+    assert not can_fuse(nn.Sequential(nn.Conv2d(16, 8, 1)))
+    module = TemporalShift(MyConv(16, 8, 1), T)
+    torch.testing.assert_close(module(x), module.net(temporal_shift_reference(x, T)))
+    # a forward hook on the conv must still run: no fusion then
+    layer = nn.Conv2d(16, 8, 1)
+    calls = []
+    layer.register_forward_hook(lambda *args: calls.append(1))
+    out = TemporalShift(layer, T)(x)
+    assert calls and type(out.grad_fn).__name__ == 'ConvolutionBackward0'
+    with torch.no_grad():  # nothing to save: the plain pair
+        assert TemporalShift(nn.Conv2d(16, 8, 1), T)(x).grad_fn is None
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_fused_under_autocast_equals_the_plain_pair(dtype: torch.dtype) -> None:
+    layer = nn.Conv2d(16, 8, 3, padding=1)
+    x = torch.randn(2 * T, 16, 6, 6, requires_grad=True)
+    with torch.autocast('cpu', dtype=dtype):
+        out = TemporalShift(layer, T)(x)
+    assert type(out.grad_fn).__name__ == '_ShiftConv2dFunctionBackward'
+    out.float().sum().backward()
+    fused = (out, x.grad.clone(), layer.weight.grad.clone())
+    x.grad, layer.weight.grad = None, None
+    with torch.autocast('cpu', dtype=dtype):
+        expected = layer(temporal_shift_reference(x, T))
+    expected.float().sum().backward()
+    assert out.dtype == expected.dtype == dtype
+    torch.testing.assert_close(fused[0], expected, rtol=0, atol=0)
+    torch.testing.assert_close(fused[1], x.grad, rtol=0, atol=0)
+    torch.testing.assert_close(fused[2], layer.weight.grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('depth', [18, 50])
+def test_resnet_tsm_saves_no_more_than_the_network_without_shift(depth: int) -> None:
+    """blockres keeps no shifted copy: the saved activations are those of the plain ResNet."""
+    x = torch.randn(T, 3, 32, 32)
+    tsm = ResNetTSM(depth, num_segments=T, pretrained=None)
+    plain = ResNetTSM(depth, num_segments=T, pretrained=None, is_shift=False)
+    assert _saved_activation_bytes(tsm, x) == _saved_activation_bytes(plain, x)
+
+
+def test_memory_against_mmaction(mmaction_models) -> None:
+    x = torch.randn(2 * T, 3, 32, 32)
+    ours = ResNetTSM(50, num_segments=T, pretrained=None)
+    ref = mmaction_models.ResNetTSM(50, num_segments=T, pretrained=None)
+    ref.load_state_dict(ours.state_dict())
+    ratio = _saved_activation_bytes(ours, x) / _saved_activation_bytes(ref, x)
+    assert ratio <= 0.85, ratio

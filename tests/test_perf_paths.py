@@ -1,0 +1,118 @@
+"""The fast paths of the shift and of ResNetTSM equal the plain reference: each memory
+format, autocast, and ``torch.compile(fullgraph=True)``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tsmnet import ResNetTSM, TemporalShift, temporal_shift
+from tsmnet.ops import temporal_shift_reference
+
+T = 4
+
+
+def _layouts(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The same values as ``x`` ``[N, C, H, W]`` in contiguous, channels-last and other
+    strides."""
+    return {
+        'contiguous': x.contiguous(),
+        'channels_last': x.contiguous(memory_format=torch.channels_last),
+        'transposed_hw': x.transpose(2, 3).contiguous().transpose(2, 3),
+        'strided_channels': torch.stack([x, x], dim=2).flatten(1, 2)[:, ::2],
+    }
+
+
+@pytest.mark.parametrize('mode', ['bidirectional', 'causal'])
+@pytest.mark.parametrize('grad', [False, True])
+def test_shift_in_every_layout_equals_reference(mode: str, grad: bool,
+                                                device: torch.device) -> None:
+    x = torch.randn(3 * T, 24, 5, 3, device=device)
+    expected = temporal_shift_reference(x, T, 8, mode)
+    for name, xl in _layouts(x).items():
+        xl = xl.detach().requires_grad_(grad)
+        out = temporal_shift(xl, T, 8, mode)
+        assert torch.equal(out, expected), name
+        if name in ('contiguous', 'channels_last'):
+            assert out.stride() == xl.stride(), f'{name}: memory format not kept'
+        if grad:
+            g = torch.randn_like(out)
+            out.backward(g)
+            ref = x.detach().requires_grad_()
+            temporal_shift_reference(ref, T, 8, mode).backward(g)
+            assert torch.equal(xl.grad, ref.grad), name
+
+
+@pytest.mark.parametrize('train', [False, True])
+def test_channels_last_model_equals_contiguous(train: bool) -> None:
+    torch.manual_seed(0)
+    model = ResNetTSM(18, num_segments=T, pretrained=None).train(train)
+    twin = ResNetTSM(18, num_segments=T, pretrained=None).train(train)
+    twin.load_state_dict(model.state_dict())
+    twin.to(memory_format=torch.channels_last)
+    x = torch.randn(2 * T, 3, 32, 32)
+    out = model(x)
+    out_cl = twin(x.contiguous(memory_format=torch.channels_last))
+    # conv algorithms differ between the layouts; train-mode BN over 8 frames of 1x1 maps
+    # (layer4) amplifies their rounding, hence the looser tolerance in training
+    tol = 1e-4 if train else 1e-5
+    torch.testing.assert_close(out_cl, out, rtol=10 * tol, atol=tol)
+    if train:
+        out.square().mean().backward()
+        out_cl.square().mean().backward()
+        for (name, a), b in zip(model.named_parameters(), twin.parameters()):
+            torch.testing.assert_close(b.grad, a.grad, rtol=1e-2, atol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_autocast_training_step_gives_every_parameter_a_gradient(dtype: torch.dtype) -> None:
+    model = ResNetTSM(18, num_segments=T, pretrained=None).train()
+    x = torch.randn(2 * T, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x)  # fp32, same BN statistics as the autocast run below (train mode)
+    with torch.autocast('cpu', dtype=dtype):
+        out = model(x)
+    assert out.dtype == dtype
+    error = (out.float() - expected).norm() / expected.norm()  # relative, over the whole map
+    assert error < (0.1 if dtype == torch.bfloat16 else 0.01), error  # 8 vs 11 mantissa bits
+    out.float().mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.isfinite().all(), name
+
+
+@pytest.mark.slow
+def test_compiled_model_fullgraph_matches_eager() -> None:
+    """No graph break in the whole backbone (fullgraph=True raises on one); eval and train
+    outputs and the gradients equal eager."""
+    torch._dynamo.reset()
+    model = ResNetTSM(18, num_segments=T, pretrained=None)
+    x = torch.randn(2 * T, 3, 32, 32)
+    compiled = torch.compile(model, fullgraph=True, backend='aot_eager')
+    with torch.no_grad():
+        torch.testing.assert_close(compiled.eval()(x), model.eval()(x), rtol=1e-5, atol=1e-5)
+    model.train()
+    out = compiled(x)
+    out.mean().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model(x).mean().backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(grads[n], p.grad, rtol=1e-4, atol=1e-6, msg=n)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('mode', ['bidirectional', 'causal'])
+def test_inductor_compiled_shift_conv_matches_eager(mode: str) -> None:
+    """The shift followed by a conv through inductor (generated kernels), two batch sizes."""
+    torch._dynamo.reset()
+    module = TemporalShift(nn.Conv2d(16, 8, 1, bias=False), T, 8, mode)
+    compiled = torch.compile(module, fullgraph=True)
+    for clips in (1, 3):
+        x = torch.randn(clips * T, 16, 4, 4, requires_grad=True)
+        out = compiled(x)
+        expected = module.net(temporal_shift_reference(x, T, 8, mode))
+        torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+        (g,) = torch.autograd.grad(out.sum(), x)
+        (g_ref,) = torch.autograd.grad(expected.sum(), x)
+        torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-6)
