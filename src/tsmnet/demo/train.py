@@ -261,7 +261,7 @@ def save_plot(results: dict[str, Any], clips: torch.Tensor, labels: torch.Tensor
         ax_acc.plot(history['eval_step'], history[name]['val_acc'], 'o-', color=colours[name],
                     label=f'{label}: val {history[name]["val_acc"][-1]:.2f}')
     ax_loss.set(title='training loss (smoothed)', xlabel='step', ylim=(0, None))
-    ax_loss.legend(fontsize=8, loc='upper right')
+    ax_loss.legend(fontsize=8, loc='center right', bbox_to_anchor=(1, 0.45))
     ax_acc.axhline(results['task']['chance'], color='grey', ls='--', lw=1, label='chance')
     ax_acc.set(title='accuracy (line: train, dots: validation)', xlabel='step',
                ylim=(0, 1.02))
@@ -312,7 +312,7 @@ def format_table(results: dict[str, Any]) -> str:
     lines.insert(1, '  '.join('-' * w for w in widths))
     chance = results['task']['chance']
     clips = results['task']['val_clips']
-    lines.append(f'chance: {chance:.3f}; {clips} validation clips: {clips // 2} clips and the '
-                 f'same clips played backwards')
+    lines.append(f'chance: {chance:.3f}; {clips} validation clips ({clips // 2} clips, each '
+                 f'also played backwards)')
     return '\n'.join(lines)
 
