@@ -115,7 +115,7 @@ def test_no_shift_model_is_blind_to_order_and_the_shift_model_is_not() -> None:
 @pytest.mark.slow
 def test_demo_command_tsm_learns_order_tsn_stays_at_chance(tmp_path, capsys) -> None:
     out = tmp_path / 'demo'
-    steps = 20
+    steps = 30  # seeds 0-5 reach 0.97-1.00 validation accuracy with these settings
     code = main(['demo', '--steps', str(steps), '--batch', '8', '--val-pairs', '32',
                  '--seed', '0', '--out', str(out), '--no-progress'])
     assert code == 0
@@ -126,7 +126,7 @@ def test_demo_command_tsm_learns_order_tsn_stays_at_chance(tmp_path, capsys) -> 
     assert tsm['is_shift'] is True and tsn['is_shift'] is False
     # The no-shift model is exactly at chance on pairs; the shift model is far above it.
     assert abs(tsn['val_accuracy'] - 0.5) <= 0.02
-    assert tsm['val_accuracy'] >= 0.8
+    assert tsm['val_accuracy'] >= 0.85
     assert tsm['val_accuracy'] - tsn['val_accuracy'] >= 0.3
     assert tsm['params'] == tsn['params'] > 10_000_000  # ResNet-18 and a linear head
     for name in ('tsm', 'tsn'):
