@@ -12,6 +12,7 @@ shape-generic ONNX ops, so an exported model keeps working for any number of cli
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 import torch
@@ -111,14 +112,44 @@ def _like_frames(x5: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return out, x5, out, 2
 
 
+@lru_cache(maxsize=64)
+def _row_plan(clips: int, t: int, parts: int, groups: tuple[_Group, ...], fold: int,
+              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row indices of the shift of contiguous frames cut into rows of one fold each.
+
+    Frames ``[N, T, C, H, W]`` with ``C = parts * fold`` are ``N * T * parts`` rows of
+    ``fold * H * W`` elements. Returns ``(source, zero)``: output row ``i`` is input row
+    ``source[i]``, and the rows in ``zero`` (a shifted fold's frame outside the clip) are 0.
+    """
+    source = torch.arange(clips * t * parts).view(clips, t, parts)
+    zero = torch.zeros(clips, t, parts, dtype=torch.bool)
+    for lo, _, d in groups:
+        part = lo // fold
+        if d > 0:  # frame i reads frame i + 1
+            source[:, :-1, part] = source[:, 1:, part].clone()
+            zero[:, -1, part] = True
+        else:  # frame i reads frame i - 1
+            source[:, 1:, part] = source[:, :-1, part].clone()
+            zero[:, 0, part] = True
+    return source.view(-1).to(device), zero.view(-1).nonzero().view(-1).to(device)
+
+
 def _shift_copy(x5: torch.Tensor, groups: tuple[_Group, ...]) -> torch.Tensor:
     """One-copy shift of ``x5`` ``[N, T, C, H, W]``: every element is written once.
 
-    Bidirectional: three block copies (unshifted channels, each shifted fold) and two zero
-    fills of one frame each; the result has the memory format of ``x5``.
+    Contiguous frames whose channels split into whole folds (every ResNet width) take two
+    kernels: one ``index_select`` of fold-sized rows (each a contiguous block of memory)
+    and one ``index_fill_`` of the rows outside the clip. Other layouts (channels-last
+    included) take block copies: the unshifted channels, each shifted fold, and a zero
+    frame per fold. The result has the memory format of ``x5``.
     """
+    clips, t, c, h, w = x5.shape
+    fold = groups[0][1] - groups[0][0]
+    if x5.is_contiguous() and c % fold == 0 and x5.numel() > 0:
+        source, zero = _row_plan(clips, t, c // fold, groups, fold, x5.device)
+        out = x5.view(-1, fold * h * w).index_select(0, source)
+        return out.index_fill_(0, zero, 0).view(clips, t, c, h, w)
     out, src, dst, dim = _like_frames(x5)
-    t = x5.shape[1]
     start = 0
     for lo, hi, d in groups:
         if lo > start:
@@ -130,7 +161,6 @@ def _shift_copy(x5: torch.Tensor, groups: tuple[_Group, ...]) -> torch.Tensor:
                 s_fold.narrow(1, 1 if d > 0 else 0, t - 1))
         d_fold.narrow(1, t - 1 if d > 0 else 0, 1).zero_()  # the frame outside the clip
         start = hi
-    c = x5.shape[2]
     if c > start:
         dst.narrow(dim, start, c - start).copy_(src.narrow(dim, start, c - start))
     return out
