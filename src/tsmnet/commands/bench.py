@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import sys
 import time
@@ -325,6 +326,15 @@ def machine(device: Any) -> str:
     return platform.processor() or platform.machine()
 
 
+def _loadavg() -> float | None:
+    """The 1-minute load average (a shared machine slows small parallel ops by whole
+    scheduler slices: compare it with the number of cores), None where unknown."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     """Run the figures asked for; return them as one JSON-ready dict."""
     import torch
@@ -344,6 +354,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
                     num_segments=args.num_segments, size=args.size, clips=args.batch,
                     frames=args.batch * args.num_segments, repeats=args.repeats,
                     threads=torch.get_num_threads(), torch=torch.__version__,
+                    loadavg_before=_loadavg(),
                     mmaction=why or 'ResNetTSM of mmaction2 (same weights)'),
         targets=TARGETS)
     if 'shift' in args.figures:
@@ -354,6 +365,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         report['train'] = bench_models(args, models, x, timer, train=True)
     if 'memory' in args.figures:
         report['memory'] = bench_memory(models, x)
+    report['config']['loadavg_after'] = _loadavg()
     return report
 
 
@@ -363,7 +375,8 @@ def table(report: dict[str, Any]) -> str:
     lines = [f"tsmnet bench: ResNet-{c['depth']}, T={c['num_segments']}, "
              f"{c['frames']}x3x{c['size']}x{c['size']}, {c['dtype']}"
              f"{', channels_last' if c['channels_last'] else ''}, {c['device']} "
-             f"({c['machine']}, {c['threads']} threads), {c['repeats']} repeats; "
+             f"({c['machine']}, {c['threads']} threads, load average "
+             f"{c['loadavg_before']} -> {c['loadavg_after']}), {c['repeats']} repeats; "
              f"mmaction: {c['mmaction']}",
              '', f"{'figure':<52} {'ratio':>7} {'target':>7}"]
 
