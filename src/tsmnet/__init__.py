@@ -6,8 +6,8 @@ from .ops import temporal_shift
 from .resnet import ResNet
 from .resnet_tsm import ResNetTSM
 from .safe_globals import register_safe_globals  # noqa: F401  (on import: Runner ckpts load)
-from .stream import TSMStream as TSMStream  # public: online inference (the alias re-exports)
+from .stream import TSMStream
 
-__all__ = ['NL3DWrapper', 'ResNet', 'ResNetTSM', 'TemporalPool', 'TemporalShift',
+__all__ = ['NL3DWrapper', 'ResNet', 'ResNetTSM', 'TSMStream', 'TemporalPool', 'TemporalShift',
            'temporal_shift']
 __version__ = '0.1.0'
