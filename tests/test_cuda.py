@@ -24,23 +24,25 @@ def _no_tf32():
 @pytest.mark.parametrize('shift_place', ['blockres', 'block'])
 @pytest.mark.parametrize('channels_last', [False, True])
 def test_train_step_on_cuda_matches_cpu(shift_place, channels_last):
+    # float64: in float32 a train-mode ResNet-50 on cuDNN and on the CPU differ by ~1e-3 for
+    # reasons that have nothing to do with the shift (other conv algorithms, other sums)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    cpu = ResNetTSM(50, num_segments=4, shift_place=shift_place)
+    cpu = ResNetTSM(50, num_segments=4, shift_place=shift_place).double()
     cpu.init_weights()
-    gpu = ResNetTSM(50, num_segments=4, shift_place=shift_place)
+    gpu = ResNetTSM(50, num_segments=4, shift_place=shift_place).double()
     gpu.load_state_dict(cpu.state_dict())
     gpu = gpu.cuda().to(memory_format=fmt)
-    x = torch.randn(8, 3, 64, 64)
+    x = torch.randn(8, 3, 64, 64, dtype=torch.float64)
     out_cpu = cpu(x)
     out_gpu = gpu(x.cuda().to(memory_format=fmt))
-    torch.testing.assert_close(out_gpu.cpu(), out_cpu, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out_gpu.cpu(), out_cpu, rtol=1e-7, atol=1e-7)
     grad = torch.randn_like(out_cpu)
     out_cpu.backward(grad)
     out_gpu.backward(grad.cuda())
     for (name, p_cpu), p_gpu in zip(cpu.named_parameters(), gpu.parameters()):
         scale = p_cpu.grad.abs().max().item() + 1.0
         diff = (p_gpu.grad.cpu() - p_cpu.grad).abs().max().item()
-        assert diff <= 1e-4 * scale, f'{name}: {diff}'
+        assert diff <= 1e-7 * scale, f'{name}: {diff}'
 
 
 def test_stream_on_cuda_equals_offline():
