@@ -137,7 +137,8 @@ class ResNetTSM(ResNet):
 
     def make_temporal_shift(self) -> None:
         """Wrap each block ('block') or each first conv of the residual branch ('blockres')
-        in a :class:`TemporalShift`."""
+        in a :class:`TemporalShift`; their inputs are block inputs, which no other module
+        reads while the wrapped one runs, so inference may shift them in place."""
         # ResNet-101/152 (23 or more blocks in layer3) shift every other block; read from the
         # depth, not from self.layer3, which a model with num_stages < 3 does not have
         every = 2 if self.arch_settings[self.depth][1][2] >= 23 else 1
@@ -145,10 +146,11 @@ class ResNetTSM(ResNet):
             stage = getattr(self, name)
             for i, block in enumerate(stage):
                 if self.shift_place == 'block':
-                    stage[i] = TemporalShift(block, segments, self.shift_div, self.shift_mode)
+                    stage[i] = TemporalShift(block, segments, self.shift_div, self.shift_mode,
+                                             inplace=True)
                 elif i % every == 0:
                     block.conv1.conv = TemporalShift(block.conv1.conv, segments, self.shift_div,
-                                                     self.shift_mode)
+                                                     self.shift_mode, inplace=True)
 
     def make_temporal_pool(self) -> None:
         """Max-pool time by 2 before layer2."""

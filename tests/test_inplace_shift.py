@@ -1,0 +1,87 @@
+"""The in-place inference shift: the numbers of the copying shift, and the input restored."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from tsmnet import ResNetTSM, TemporalShift
+from tsmnet.inplace_shift import can_shift_in_place, shifted_in_place
+from tsmnet.ops import _groups, temporal_shift
+
+
+class _Probe(nn.Module):
+    """Records a copy of what it was given and whether that tensor is the input itself."""
+
+    def forward(self, x):
+        self.seen = x.clone()
+        self.ptr = x.data_ptr()
+        return x * 2
+
+
+@pytest.mark.parametrize('mode', ['bidirectional', 'causal'])
+@pytest.mark.parametrize('channels_last', [False, True])
+@pytest.mark.parametrize('t', [1, 2, 5])
+def test_module_sees_the_shift_and_the_input_comes_back(mode, channels_last, t):
+    x = torch.randn(3 * t, 16, 3, 4)
+    x[0, :4] = math.inf
+    x[-1, 2:6] = math.nan
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    before = x.clone()
+    probe = _Probe()
+    with torch.no_grad():
+        out = TemporalShift(probe, t, shift_div=4, shift_mode=mode, inplace=True)(x)
+    expected = temporal_shift(before, t, 4, mode)
+    torch.testing.assert_close(probe.seen, expected, rtol=0, atol=0, equal_nan=True)
+    assert probe.ptr == x.data_ptr()  # no copy was made
+    torch.testing.assert_close(out, expected * 2, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(x, before, rtol=0, atol=0, equal_nan=True)  # restored exactly
+
+
+def test_input_is_restored_when_the_module_raises():
+    x = torch.randn(8, 16, 2, 2)
+    before = x.clone()
+    with pytest.raises(RuntimeError, match='boom'):
+        with torch.no_grad(), shifted_in_place(x, 4, _groups(2, 'bidirectional')):
+            assert not torch.equal(x, before)
+            raise RuntimeError('boom')
+    assert torch.equal(x, before)
+
+
+def test_only_without_autograd_and_for_viewable_frames():
+    x = torch.randn(8, 16, 2, 2)
+    assert not can_shift_in_place(x)  # autograd on: the conv may keep its input
+    with torch.no_grad():
+        assert can_shift_in_place(x)
+        assert not can_shift_in_place(x[:, ::2])  # a strided view cannot be shifted in place
+
+
+def test_the_public_op_and_default_module_never_touch_the_input():
+    x = torch.randn(8, 16, 2, 2)
+    before = x.clone()
+    with torch.no_grad():
+        temporal_shift(x, 4)
+        TemporalShift(nn.Identity(), 4)(x)
+    assert torch.equal(x, before)
+    assert not TemporalShift(nn.Identity(), 4).inplace
+
+
+@pytest.mark.parametrize('shift_place', ['blockres', 'block'])
+def test_backbone_inference_equals_the_copying_shift(shift_place):
+    model = ResNetTSM(50, num_segments=4, shift_place=shift_place, out_indices=(0, 1, 2, 3))
+    model.init_weights()
+    model.eval()
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        fast = model(x)
+        for module in model.modules():
+            if isinstance(module, TemporalShift):
+                assert module.inplace
+                module.inplace = False
+        plain = model(x)
+    for a, b in zip(fast, plain):
+        assert torch.equal(a, b)  # stage outputs returned to the caller are restored too
