@@ -2,7 +2,7 @@
 
 Inside a ResNetTSM the input of every shift is an activation that nothing else reads while
 the following module runs: the block input is read again only after it (as the residual
-identity) or before it (by the downsample conv). So in inference the shift can move the two
+identity) or before it (by the downsample conv). So in CPU inference the shift can move the two
 folds inside that tensor, let the module read it, and move them back, instead of writing a
 whole shifted copy: about a quarter of the memory traffic of a copy, and no allocation.
 The numbers are those of ``net(temporal_shift(x))`` exactly.
@@ -22,8 +22,11 @@ from .ops import _Group
 
 
 def can_shift_in_place(x: torch.Tensor) -> bool:
-    """No autograd to confuse, and frames that view as ``[N, T, C, H, W]`` without a copy."""
-    return (not torch.is_grad_enabled() and x.dim() == 4
+    """No autograd to confuse, frames that view as ``[N, T, C, H, W]`` without a copy, on
+    the CPU. On a GPU the shift is bound by kernel launches, not memory traffic, and the
+    seven small kernels per fold here cost more than the two of the copying shift (measured
+    on an H200: ResNet-50-TSM inference 1.17x the plain ResNet-50 instead of 1.09x)."""
+    return (x.device.type == 'cpu' and not torch.is_grad_enabled() and x.dim() == 4
             and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)))
 
 

@@ -48,7 +48,7 @@ class TemporalShift(nn.Module):
         num_segments: Frames per clip ``T``. Defaults to 8.
         shift_div: The fold is ``C // shift_div`` channels. Defaults to 8.
         shift_mode: ``'bidirectional'`` (default) or ``'causal'`` (past frames only).
-        inplace: In inference (no autograd), shift the input in place, run ``net`` and
+        inplace: In CPU inference (no autograd), shift the input in place, run ``net`` and
             shift it back (:mod:`tsmnet.inplace_shift`): same numbers, about a quarter of
             the memory traffic. Only for inputs nothing else reads while ``net`` runs, as
             inside a ResNet block, which is why ResNetTSM sets it. Defaults to False.
