@@ -17,13 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog='tsmnet', description='Temporal Shift Module backbones for video recognition.')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f'tsmnet.commands.{name}')
-        except ModuleNotFoundError as err:
-            if err.name != f'tsmnet.commands.{name}':
-                raise
-            continue  # a command not written yet
-        module.add_parser(subparsers)
+        importlib.import_module(f'tsmnet.commands.{name}').add_parser(subparsers)
     return parser
 
 
