@@ -85,3 +85,52 @@ def test_backbone_inference_equals_the_copying_shift(shift_place):
         plain = model(x)
     for a, b in zip(fast, plain):
         assert torch.equal(a, b)  # stage outputs returned to the caller are restored too
+
+
+def _no_inplace(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, TemporalShift):
+            module.inplace = False
+
+
+@pytest.mark.parametrize('with_cp', [False, True])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_training_step_equals_the_copying_shift(with_cp, channels_last):
+    """The fused shift + conv of training shifts the block input in place: outputs and every
+    gradient are those of the copying shift, bit for bit, and autograd's checks pass."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    fast = ResNetTSM(18, num_segments=4, with_cp=with_cp, pretrained=None)
+    fast.init_weights()
+    slow = ResNetTSM(18, num_segments=4, with_cp=with_cp, pretrained=None)
+    slow.load_state_dict(fast.state_dict())
+    _no_inplace(slow)
+    x = torch.randn(8, 3, 32, 32).contiguous(memory_format=fmt)
+    grads = []
+    for model in (fast, slow):
+        model.to(memory_format=fmt).train()
+        xi = x.clone().requires_grad_()
+        out = model(xi)
+        out.backward(torch.ones_like(out) + out.detach())
+        grads.append((out.detach(), xi.grad, [p.grad for p in model.parameters()]))
+    (out_a, gx_a, gp_a), (out_b, gx_b, gp_b) = grads
+    assert torch.equal(out_a, out_b)
+    assert torch.equal(gx_a, gx_b)
+    assert all(torch.equal(a, b) for a, b in zip(gp_a, gp_b))
+
+
+def test_fused_in_place_restores_the_input_and_shifts_the_gradient():
+    conv = nn.Conv2d(16, 8, 1, bias=False)
+    x = torch.randn(8, 16, 3, 3)
+    before = x.clone()
+    leaf = x.clone().requires_grad_()
+    inner = leaf * 1  # not a leaf: the module may use it in place, as in a backbone
+    out = TemporalShift(conv, 4, shift_div=4, inplace=True)(inner)
+    assert torch.equal(inner.detach(), before)  # restored after the forward
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    assert torch.equal(inner.detach(), before)  # and after the backward
+    ref_leaf = before.clone().requires_grad_()
+    ref = conv(temporal_shift(ref_leaf, 4, 4))
+    ref.backward(grad)
+    assert torch.equal(out.detach(), ref.detach())
+    assert torch.equal(leaf.grad, ref_leaf.grad)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .inplace_shift import can_shift_in_place, shift_in_place_, shifted_in_place
 from .ops import _Group, _groups, _reversed, _shift_copy
 
 # Conv classes whose forward is exactly nn.Conv2d's: mmcv's wrapper (what ConvModule builds for
@@ -31,42 +32,61 @@ except ImportError:  # mmcv is optional for this module
     pass
 
 
-def _shift(x: torch.Tensor, num_segments: int, groups: tuple[_Group, ...]) -> torch.Tensor:
-    """:func:`tsmnet.temporal_shift` of ``[N * T, C, H, W]`` frames, with no checks."""
-    nt, c, h, w = x.shape
-    return _shift_copy(x.reshape(nt // num_segments, num_segments, c, h, w), groups).reshape(
-        nt, c, h, w)
-
-
 class _ShiftConv2dFunction(torch.autograd.Function):
-    """``conv2d(shift(x))`` that saves ``x`` (not the shifted copy) and the weight."""
+    """``conv2d(shift(x))`` that saves ``x`` (not the shifted copy) and the weight.
+
+    With ``in_place`` the conv input is ``x`` itself, shifted for the conv and restored
+    right after (:func:`tsmnet.inplace_shift.shifted_in_place`), in forward and again for
+    the weight gradient, and the input gradient is shifted back where it lies. The change is
+    made through ``x.data``: the same memory under a version counter of its own, so that the
+    copies of ``x`` that autograd keeps for other nodes (the ReLU that produced it, the
+    downsample conv) stay valid; they never see the shifted values, which are gone before
+    any other node runs.
+    """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,  # type: ignore[override]
                 num_segments: int, groups: tuple[_Group, ...], stride: tuple[int, ...],
-                padding: tuple[int, ...], dilation: tuple[int, ...],
-                conv_groups: int) -> torch.Tensor:
-        out = F.conv2d(_shift(x, num_segments, groups), weight, bias, stride, padding, dilation,
-                       conv_groups)
+                padding: tuple[int, ...], dilation: tuple[int, ...], conv_groups: int,
+                in_place: bool) -> torch.Tensor:
+        if in_place:
+            with shifted_in_place(x.data, num_segments, groups) as shifted:
+                out = F.conv2d(shifted, weight, bias, stride, padding, dilation, conv_groups)
+        else:
+            out = F.conv2d(_shift_copy(x, num_segments, groups), weight, bias, stride,
+                           padding, dilation, conv_groups)
         ctx.save_for_backward(x, weight)  # tensors go through save_for_backward only
         ctx.bias_sizes = None if bias is None else list(bias.shape)
-        ctx.conf = (num_segments, groups, stride, padding, dilation, conv_groups)
+        ctx.conf = (num_segments, groups, stride, padding, dilation, conv_groups, in_place)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         x, weight = ctx.saved_tensors
-        num_segments, groups, stride, padding, dilation, conv_groups = ctx.conf
+        num_segments, groups, stride, padding, dilation, conv_groups, in_place = ctx.conf
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
+
+        def conv_backward(conv_input: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+            return torch.ops.aten.convolution_backward(
+                grad_out, conv_input, weight, ctx.bias_sizes, list(stride), list(padding),
+                list(dilation), False, [0] * len(stride), conv_groups,
+                [need_x, need_w, need_b and ctx.bias_sizes is not None])
+
         # Only the weight gradient reads the conv input: redo the shift for it alone.
-        conv_input = _shift(x, num_segments, groups) if need_w else x
-        grad_in, grad_w, grad_b = torch.ops.aten.convolution_backward(
-            grad_out, conv_input, weight, ctx.bias_sizes, list(stride), list(padding),
-            list(dilation), False, [0] * len(stride), conv_groups,
-            [need_x, need_w, need_b and ctx.bias_sizes is not None])
-        grad_x = _shift(grad_in, num_segments, _reversed(groups)) if need_x else None
-        return grad_x, grad_w, grad_b, None, None, None, None, None, None
+        if not need_w:
+            grad_in, grad_w, grad_b = conv_backward(x)
+        elif in_place:
+            with shifted_in_place(x.data, num_segments, groups) as shifted:
+                grad_in, grad_w, grad_b = conv_backward(shifted)
+        else:
+            grad_in, grad_w, grad_b = conv_backward(_shift_copy(x, num_segments, groups))
+        grad_x = None
+        if need_x:
+            back = _reversed(groups)
+            grad_x = (shift_in_place_(grad_in, num_segments, back) if in_place
+                      else _shift_copy(grad_in, num_segments, back))
+        return grad_x, grad_w, grad_b, None, None, None, None, None, None, None
 
 
 def can_fuse(net: nn.Module) -> bool:
@@ -80,7 +100,7 @@ def can_fuse(net: nn.Module) -> bool:
 
 
 def shift_conv2d(x: torch.Tensor, conv: nn.Conv2d, num_segments: int, shift_div: int = 8,
-                 mode: str = 'bidirectional') -> torch.Tensor:
+                 mode: str = 'bidirectional', in_place: bool = False) -> torch.Tensor:
     """``conv(temporal_shift(x, num_segments, shift_div, mode))`` keeping ``x`` for backward.
 
     Under autocast the inputs are cast the way autocast casts a conv (to the autocast dtype)
@@ -93,6 +113,10 @@ def shift_conv2d(x: torch.Tensor, conv: nn.Conv2d, num_segments: int, shift_div:
         num_segments: Frames per clip ``T``.
         shift_div: The fold is ``C // shift_div`` channels. Defaults to 8.
         mode: ``'bidirectional'`` (default) or ``'causal'``.
+        in_place: Shift ``x`` itself for the conv and restore it, instead of copying it
+            (see :class:`_ShiftConv2dFunction`), where
+            :func:`tsmnet.inplace_shift.can_shift_in_place` allows. Only for an ``x`` that
+            nothing reads while the conv runs, as inside a ResNet block. Defaults to False.
 
     Returns:
         ``[N * T, C_out, H_out, W_out]``, the output of ``conv``.
@@ -104,5 +128,6 @@ def shift_conv2d(x: torch.Tensor, conv: nn.Conv2d, num_segments: int, shift_div:
         x, weight = x.to(dtype), weight.to(dtype)
         bias = None if bias is None else bias.to(dtype)
     groups = _groups(x.shape[1] // shift_div, mode)
+    in_place = in_place and can_shift_in_place(x, autograd=True)
     return _ShiftConv2dFunction.apply(x, weight, bias, num_segments, groups, conv.stride,
-                                      conv.padding, conv.dilation, conv.groups)
+                                      conv.padding, conv.dilation, conv.groups, in_place)

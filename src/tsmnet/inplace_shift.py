@@ -2,10 +2,14 @@
 
 Inside a ResNetTSM the input of every shift is an activation that nothing else reads while
 the following module runs: the block input is read again only after it (as the residual
-identity) or before it (by the downsample conv). So in CPU inference the shift can move the two
-folds inside that tensor, let the module read it, and move them back, instead of writing a
-whole shifted copy: about a quarter of the memory traffic of a copy, and no allocation.
-The numbers are those of ``net(temporal_shift(x))`` exactly.
+identity) or before it (by the downsample conv). So on the CPU the shift can move the two folds
+inside that tensor, let the module read it, and move them back, instead of writing a whole
+shifted copy. Only the shifted channels move, three times (kept aside, written
+shifted, put back): with two folds of an eighth each, about three quarters of the memory
+traffic of a copy, in a quarter of its memory, and in six kernels. The numbers are those of
+``net(temporal_shift(x))`` exactly. Inference uses :func:`shifted_in_place`; training uses
+it inside the fused shift + conv (:mod:`tsmnet.fused`), where the gradient, a tensor of its
+own, is shifted back with :func:`shift_in_place_`.
 
 Only :class:`tsmnet.TemporalShift` modules that a backbone builds use this (their
 ``inplace=True``); a user's own tensor is never modified, even briefly, by the public op.
@@ -21,50 +25,56 @@ import torch
 from .ops import _Group
 
 
-def can_shift_in_place(x: torch.Tensor) -> bool:
-    """No autograd to confuse, frames that view as ``[N, T, C, H, W]`` without a copy, on
-    the CPU. On a GPU the shift is bound by kernel launches, not memory traffic, and the
-    seven small kernels per fold here cost more than the two of the copying shift (measured
-    on an H200: ResNet-50-TSM inference 1.17x the plain ResNet-50 instead of 1.09x)."""
-    return (x.device.type == 'cpu' and not torch.is_grad_enabled() and x.dim() == 4
+def can_shift_in_place(x: torch.Tensor, autograd: bool = False) -> bool:
+    """Frames on the CPU that view as ``[N, T, C, H, W]`` without a copy, and (unless
+    ``autograd``, for callers that keep autograd out themselves) no autograd to confuse.
+
+    On a GPU the shift is bound by kernel launches, not memory traffic, and the extra small
+    kernels here cost more than the two of the copying shift (measured on an H200:
+    ResNet-50-TSM inference 1.17x the plain ResNet-50 instead of 1.09x).
+    """
+    return (x.device.type == 'cpu' and (autograd or not torch.is_grad_enabled())
+            and x.dim() == 4
             and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)))
 
 
-def _move(fold: torch.Tensor, t: int, forward: bool) -> None:
-    """Frame ``i`` of ``fold`` ``[N, T, f, H, W]`` takes frame ``i + 1`` (``forward``) or
-    ``i - 1``. Source and destination overlap, which one ``copy_`` refuses, so the frames
-    that move go through a buffer of ``(T - 1) / T`` of the fold: two kernels."""
-    if t < 2:
-        return
-    if forward:
-        fold[:, :-1].copy_(fold[:, 1:].clone())
-    else:
-        fold[:, 1:].copy_(fold[:, :-1].clone())
+def _keep_and_shift(x: torch.Tensor, num_segments: int,
+                    groups: tuple[_Group, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shift ``x`` in place; return the view of its shifted channels and their old values.
 
-
-@contextmanager
-def shifted_in_place(x: torch.Tensor, num_segments: int,
-                     groups: tuple[_Group, ...]) -> Iterator[torch.Tensor]:
-    """Shift ``x`` ``[N * T, C, H, W]`` in place for the ``with`` body, then restore it.
-
-    Each shifted fold loses one frame per clip (the frame that leaves the clip): it is kept
-    aside, ``N * fold * H * W`` elements, and put back on exit, also when the body raises.
+    The shifted channels (the folds, adjacent from channel 0) are kept aside and written
+    back shifted from there.
     """
     nt, c, h, w = x.shape
     t = num_segments
     x5 = x.view(nt // t, t, c, h, w) if x.is_contiguous() else (
         x.permute(0, 2, 3, 1).view(nt // t, t, h, w, c).permute(0, 1, 4, 2, 3))
-    kept = []
+    region = x5[:, :, :max(hi for _, hi, _ in groups)]
+    kept = region.clone()
     for lo, hi, d in groups:
-        fold = x5[:, :, lo:hi]
-        edge = 0 if d > 0 else t - 1  # the frame whose fold is overwritten and lost
-        kept.append(fold[:, edge].clone())
-        _move(fold, t, forward=d > 0)
-        fold[:, t - 1 if d > 0 else 0].zero_()
+        if t > 1 and d > 0:  # frame i reads frame i + 1
+            x5[:, :-1, lo:hi].copy_(kept[:, 1:, lo:hi])
+        elif t > 1:  # frame i reads frame i - 1
+            x5[:, 1:, lo:hi].copy_(kept[:, :-1, lo:hi])
+        x5[:, t - 1 if d > 0 else 0, lo:hi].zero_()  # the frame outside the clip
+    return region, kept
+
+
+def shift_in_place_(x: torch.Tensor, num_segments: int,
+                    groups: tuple[_Group, ...]) -> torch.Tensor:
+    """Shift ``x`` ``[N * T, C, H, W]`` in place, for good, and return it: for a tensor that
+    is the caller's own (as a gradient just computed)."""
+    _keep_and_shift(x, num_segments, groups)
+    return x
+
+
+@contextmanager
+def shifted_in_place(x: torch.Tensor, num_segments: int,
+                     groups: tuple[_Group, ...]) -> Iterator[torch.Tensor]:
+    """Shift ``x`` ``[N * T, C, H, W]`` in place for the ``with`` body, then restore it
+    (also when the body raises)."""
+    region, kept = _keep_and_shift(x, num_segments, groups)
     try:
         yield x
     finally:
-        for (lo, hi, d), saved in zip(groups, kept):
-            fold = x5[:, :, lo:hi]
-            _move(fold, t, forward=d < 0)
-            fold[:, 0 if d > 0 else t - 1].copy_(saved)
+        region.copy_(kept)

@@ -13,7 +13,7 @@ shape-generic ONNX ops, so an exported model keeps working for any number of cli
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 
@@ -112,44 +112,68 @@ def _like_frames(x5: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return out, x5, out, 2
 
 
-@lru_cache(maxsize=64)
-def _row_plan(clips: int, t: int, parts: int, groups: tuple[_Group, ...], fold: int,
-              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row indices of the shift of contiguous frames cut into rows of one fold each.
+class _RowPlan(NamedTuple):
+    """How :func:`_shift_copy` shifts contiguous frames of one shape: see :func:`_row_plan`."""
 
-    Frames ``[N, T, C, H, W]`` with ``C = parts * fold`` are ``N * T * parts`` rows of
-    ``fold * H * W`` elements. Returns ``(source, zero)``: output row ``i`` is input row
-    ``source[i]``, and the rows in ``zero`` (a shifted fold's frame outside the clip) are 0.
+    source: torch.Tensor  # output row i is input row source[i]
+    row: int  # elements per row (one fold of one frame)
+    zero_size: tuple[int, int, int]  # the rows to zero, as one strided view of the output
+    zero_stride: tuple[int, int, int]
+    zero_offset: int
+
+
+@lru_cache(maxsize=128)
+def _row_plan(shape: torch.Size, t: int, groups: tuple[_Group, ...],
+              device: torch.device) -> _RowPlan | None:
+    """The row plan of the shift of contiguous frames ``[N * T, C, H, W]`` of ``shape``.
+
+    With ``C = parts * fold`` the frames are ``N * T * parts`` rows of ``fold * H * W``
+    elements, each a contiguous block: the shift is a selection of rows, except that each
+    shifted fold has one row per clip (its frame outside the clip) that must be 0. Those
+    rows sit at the same distance from each other in every clip, so they are one strided
+    view. None where the channels do not split into whole folds or there is nothing to shift.
     """
-    source = torch.arange(clips * t * parts).view(clips, t, parts)
-    zero = torch.zeros(clips, t, parts, dtype=torch.bool)
+    nt, c, h, w = shape
+    fold = groups[0][1] - groups[0][0]
+    if c % fold or nt * c * h * w == 0:
+        return None
+    clips, parts, row = nt // t, c // fold, fold * h * w
+    source = torch.arange(nt * parts).view(clips, t, parts)
+    zero_rows = []  # rows of a clip that must be 0
     for lo, _, d in groups:
         part = lo // fold
         if d > 0:  # frame i reads frame i + 1
             source[:, :-1, part] = source[:, 1:, part].clone()
-            zero[:, -1, part] = True
+            zero_rows.append((t - 1) * parts + part)
         else:  # frame i reads frame i - 1
             source[:, 1:, part] = source[:, :-1, part].clone()
-            zero[:, 0, part] = True
-    return source.view(-1).to(device), zero.view(-1).nonzero().view(-1).to(device)
+            zero_rows.append(part)
+    zero_rows.sort()
+    step = zero_rows[-1] - zero_rows[0] if len(zero_rows) > 1 else 1  # at most two folds
+    return _RowPlan(source.view(-1).to(device), row, (clips, len(zero_rows), row),
+                    (t * parts * row, step * row, 1), zero_rows[0] * row)
 
 
-def _shift_copy(x5: torch.Tensor, groups: tuple[_Group, ...]) -> torch.Tensor:
-    """One-copy shift of ``x5`` ``[N, T, C, H, W]``: every element is written once.
+def _shift_copy(x: torch.Tensor, num_segments: int,
+                groups: tuple[_Group, ...]) -> torch.Tensor:
+    """One-copy shift of frames ``x`` ``[N * T, C, H, W]``: every element is written once.
 
     Contiguous frames whose channels split into whole folds (every ResNet width) take two
-    kernels: one ``index_select`` of fold-sized rows (each a contiguous block of memory)
-    and one ``index_fill_`` of the rows outside the clip. Other layouts (channels-last
-    included) take block copies: the unshifted channels, each shifted fold, and a zero
-    frame per fold. The result has the memory format of ``x5``.
+    kernels (:func:`_row_plan`): one ``index_select`` of fold-sized rows, then one ``zero_``
+    of the rows outside the clip. Other layouts (channels-last included) take block copies:
+    the unshifted channels, each shifted fold, and a zero frame per fold. The result has the
+    memory format of ``x``. Python overhead counts here: it runs once per shift site.
     """
-    clips, t, c, h, w = x5.shape
-    fold = groups[0][1] - groups[0][0]
-    if x5.is_contiguous() and c % fold == 0 and x5.numel() > 0:
-        source, zero = _row_plan(clips, t, c // fold, groups, fold, x5.device)
-        out = x5.view(-1, fold * h * w).index_select(0, source)
-        return out.index_fill_(0, zero, 0).view(clips, t, c, h, w)
-    out, src, dst, dim = _like_frames(x5)
+    if x.is_contiguous():
+        plan = _row_plan(x.shape, num_segments, groups, x.device)
+        if plan is not None:
+            out = x.view(-1, plan.row).index_select(0, plan.source)  # a new tensor: offset 0
+            out.as_strided(plan.zero_size, plan.zero_stride, plan.zero_offset).zero_()
+            return out.view_as(x)
+    nt, c, h, w = x.shape
+    t = num_segments
+    clips = nt // t
+    out, src, dst, dim = _like_frames(x.reshape(clips, t, c, h, w))
     start = 0
     for lo, hi, d in groups:
         if lo > start:
@@ -163,7 +187,7 @@ def _shift_copy(x5: torch.Tensor, groups: tuple[_Group, ...]) -> torch.Tensor:
         start = hi
     if c > start:
         dst.narrow(dim, start, c - start).copy_(src.narrow(dim, start, c - start))
-    return out
+    return out.reshape(nt, c, h, w)
 
 
 def _shift_functional(x5: torch.Tensor, groups: tuple[_Group, ...]) -> torch.Tensor:
@@ -192,23 +216,24 @@ class _TemporalShiftFunction(torch.autograd.Function):
     """The shift under autograd: its gradient is the opposite shift; nothing is saved."""
 
     @staticmethod
-    def forward(ctx, x5: torch.Tensor, groups: tuple[_Group, ...]) -> torch.Tensor:  # type: ignore[override]
-        ctx.groups = groups
-        return _shift_copy(x5, groups)
+    def forward(ctx, x: torch.Tensor, num_segments: int,  # type: ignore[override]
+                groups: tuple[_Group, ...]) -> torch.Tensor:
+        ctx.num_segments, ctx.groups = num_segments, groups
+        return _shift_copy(x, num_segments, groups)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return _shift_copy(grad, _reversed(ctx.groups)), None
+        return _shift_copy(grad, ctx.num_segments, _reversed(ctx.groups)), None, None
 
 
 def _is_tracing() -> bool:
-    """Whether a tracer, exporter or ``torch.compile`` is recording (cheapest checks first)."""
-    return (
-        torch.compiler.is_compiling()
-        or torch.jit.is_tracing()
-        or torch.jit.is_scripting()
-        or torch.onnx.is_in_onnx_export()
-    )
+    """Whether a tracer, exporter or ``torch.compile`` is recording.
+
+    Both ONNX exporters record through one of these (the TorchScript one traces with
+    ``torch.jit``, the dynamo one with ``torch.export``), so ``torch.onnx.is_in_onnx_export``,
+    which costs more than the three checks together, is not asked.
+    """
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
 
 
 def temporal_shift(
@@ -236,16 +261,14 @@ def temporal_shift(
     """
     check_shift_mode(mode, 'mode')
     fold = check_frames(x, num_segments, shift_div, mode)
-    nt, c, h, w = x.shape
     groups = _groups(fold, mode)
-    x5 = x.reshape(nt // num_segments, num_segments, c, h, w)
     if _is_tracing():
-        out = _shift_functional(x5, groups)
-    elif torch.is_grad_enabled() and x.requires_grad:
-        out = _TemporalShiftFunction.apply(x5, groups)
-    else:
-        out = _shift_copy(x5, groups)
-    return out.reshape(nt, c, h, w)
+        nt, c, h, w = x.shape
+        x5 = x.reshape(nt // num_segments, num_segments, c, h, w)
+        return _shift_functional(x5, groups).reshape(nt, c, h, w)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _TemporalShiftFunction.apply(x, num_segments, groups)
+    return _shift_copy(x, num_segments, groups)
 
 
 def temporal_shift_reference(

@@ -3,8 +3,9 @@ by side in one run.
 
 Every figure is a ratio of two (or more) candidates timed in the same run, their repeats
 interleaved (the order rotates each repeat) so that a machine shared with other work slows
-all of them alike; a ratio is the median over repeats of the per-repeat ratio, and the
-table also gives each candidate's median time. The figures:
+all of them alike; a ratio is the median over repeats of the per-repeat ratio, shown with
+its first and third quartiles (how much the machine's noise moves it), and the table also
+gives each candidate's median time. The figures:
 
 - ``shift_fwd``: ``temporal_shift(x)`` / ``x.clone()`` (no grad) at the input of every shift
   of the network (one row per distinct shape, and ``all sites``: the whole set of inputs of
@@ -95,6 +96,16 @@ def interleaved(timer: Timer, candidates: dict[str, Callable[[], Any]], repeats:
 def ratio(times: dict[str, list[float]], num: str, den: str) -> float:
     """Median over repeats of ``num / den`` measured in the same repeat."""
     return statistics.median(a / b for a, b in zip(times[num], times[den]))
+
+
+def spread(times: dict[str, list[float]], num: str, den: str) -> list[float]:
+    """First and third quartiles over repeats of ``num / den``: how far the noise of the
+    machine moves the ratio (the same as the median with fewer than 4 repeats)."""
+    ratios = [a / b for a, b in zip(times[num], times[den])]
+    if len(ratios) < 4:
+        return [statistics.median(ratios)] * 2
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method='inclusive')
+    return [q1, q3]
 
 
 def medians(times: dict[str, list[float]]) -> dict[str, float]:
@@ -257,7 +268,9 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
                           args.repeats * 3)
         rows.append(dict(shape=label,
                          fwd_ratio=ratio(fwd, 'shift', 'clone'),
+                         fwd_spread=spread(fwd, 'shift', 'clone'),
                          fwd_bwd_ratio=ratio(bwd, 'shift_fwd_bwd', 'mul_fwd_bwd'),
+                         fwd_bwd_spread=spread(bwd, 'shift_fwd_bwd', 'mul_fwd_bwd'),
                          times_s={**medians(fwd), **medians(bwd)}))
     return rows
 
@@ -292,11 +305,13 @@ def bench_models(args: argparse.Namespace, models: dict[str, Any], x: Any, timer
         m.train(train)
     times = interleaved(timer, {k: (step if train else infer)(m) for k, m in models.items()},
                         args.repeats, least_s=0.0)
-    result: dict[str, Any] = {'tsm / no_shift': ratio(times, 'tsm', 'no_shift'),
-                              'times_s': medians(times)}
+    pairs = {'tsm / no_shift': ('tsm', 'no_shift')}
     if 'mmaction' in models:
-        result['tsmnet / mmaction'] = ratio(times, 'tsm', 'mmaction')
-        result['no_shift / mmaction'] = ratio(times, 'no_shift', 'mmaction')
+        pairs['tsmnet / mmaction'] = ('tsm', 'mmaction')
+        pairs['no_shift / mmaction'] = ('no_shift', 'mmaction')
+    result: dict[str, Any] = {name: ratio(times, *pair) for name, pair in pairs.items()}
+    result['spread'] = {name: spread(times, *pair) for name, pair in pairs.items()}
+    result['times_s'] = medians(times)
     return result
 
 
@@ -378,32 +393,37 @@ def table(report: dict[str, Any]) -> str:
              f"({c['machine']}, {c['threads']} threads, load average "
              f"{c['loadavg_before']} -> {c['loadavg_after']}), {c['repeats']} repeats; "
              f"mmaction: {c['mmaction']}",
-             '', f"{'figure':<52} {'ratio':>7} {'target':>7}"]
+             '', f"{'figure':<52} {'ratio':>7} {'q1-q3':>13} {'target':>7}"]
 
-    def row(name: str, value: float, target: float | None = None, note: str = '') -> None:
+    def row(name: str, value: float, target: float | None = None, note: str = '',
+            quartiles: list[float] | None = None) -> None:
         t = f'<= {target:g}' if target is not None else ''
-        lines.append(f'{name:<52} {value:7.3f} {t:>7}  {note}'.rstrip())
+        q = f'{quartiles[0]:.3f}-{quartiles[1]:.3f}' if quartiles else ''
+        lines.append(f'{name:<52} {value:7.3f} {q:>13} {t:>7}  {note}'.rstrip())
 
     for r in report.get('shift', []):
         t = r['times_s']
         row(f"shift fwd / clone  {r['shape']}", r['fwd_ratio'], TARGETS['shift_fwd / clone'],
-            f"({t['shift'] * 1e6:.0f} vs {t['clone'] * 1e6:.0f} us)")
+            f"({t['shift'] * 1e6:.0f} vs {t['clone'] * 1e6:.0f} us)", r['fwd_spread'])
     for r in report.get('shift', []):
         t = r['times_s']
         row(f"shift fwd+bwd / mul fwd+bwd  {r['shape']}", r['fwd_bwd_ratio'],
             TARGETS['shift_fwd_bwd / mul_fwd_bwd'],
-            f"({t['shift_fwd_bwd'] * 1e6:.0f} vs {t['mul_fwd_bwd'] * 1e6:.0f} us)")
+            f"({t['shift_fwd_bwd'] * 1e6:.0f} vs {t['mul_fwd_bwd'] * 1e6:.0f} us)",
+            r['fwd_bwd_spread'])
     for fig in ('infer', 'train'):
         if fig not in report:
             continue
         r, t = report[fig], report[fig]['times_s']
         times = ', '.join(f'{k} {v * 1e3:.0f} ms' for k, v in t.items())
         row(f'{fig}: ResNetTSM / no shift (same weights)', r['tsm / no_shift'],
-            TARGETS[f'{fig}: tsm / no_shift'], f'({times})')
+            TARGETS[f'{fig}: tsm / no_shift'], f'({times})', r['spread']['tsm / no_shift'])
         if 'tsmnet / mmaction' in r:
             row(f'{fig}: tsmnet / MMAction2 ResNetTSM', r['tsmnet / mmaction'],
-                TARGETS.get(f'{fig}: tsmnet / mmaction'))
-            row(f'{fig}: no shift / MMAction2 ResNetTSM', r['no_shift / mmaction'])
+                TARGETS.get(f'{fig}: tsmnet / mmaction'),
+                quartiles=r['spread']['tsmnet / mmaction'])
+            row(f'{fig}: no shift / MMAction2 ResNetTSM', r['no_shift / mmaction'],
+                quartiles=r['spread']['no_shift / mmaction'])
     if 'memory' in report:
         r = report['memory']
         sizes = ', '.join(f'{k} {v / 2**20:.1f} MiB' for k, v in r['bytes'].items())
