@@ -30,8 +30,9 @@ def can_shift_in_place(x: torch.Tensor, autograd: bool = False) -> bool:
     ``autograd``, for callers that keep autograd out themselves) no autograd to confuse.
 
     On a GPU the shift is bound by kernel launches, not memory traffic, and the extra small
-    kernels here cost more than the two of the copying shift (measured on an H200:
-    ResNet-50-TSM inference 1.17x the plain ResNet-50 instead of 1.09x).
+    kernels here cost more than the two of the copying shift (measured on an H200 with an
+    earlier, seven-copies-per-fold version: ResNet-50-TSM inference 1.17x the plain
+    ResNet-50 instead of 1.09x; not measured since).
     """
     return (x.device.type == 'cpu' and (autograd or not torch.is_grad_enabled())
             and x.dim() == 4
