@@ -26,6 +26,7 @@ def test_every_figure_is_reported_with_its_spread(capsys) -> None:
         q1, q3 = report[fig]['spread']['tsm / no_shift']
         assert 0 < q1 <= report[fig]['tsm / no_shift'] <= q3
         assert set(report[fig]['times_s']) >= {'tsm', 'no_shift'}
+    assert 0 < report['infer']['tsm_fused / tsm']
     assert report['memory']['bytes']['tsm'] > 0
     text = table(report)
     assert 'infer: ResNetTSM / no shift' in text and 'q1-q3' in text

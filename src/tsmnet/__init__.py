@@ -1,6 +1,7 @@
 """tsmnet: the Temporal Shift Module backbone, drop-in compatible with MMAction2's ResNetTSM."""
 
 from . import registry  # noqa: F401  (MMEngine registries, MMAction2 drop-in)
+from .fuse import fuse_conv_bn
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .ops import temporal_shift
 from .resnet import ResNet
@@ -9,5 +10,5 @@ from .safe_globals import register_safe_globals  # noqa: F401  (on import: Runne
 from .stream import TSMStream
 
 __all__ = ['NL3DWrapper', 'ResNet', 'ResNetTSM', 'TSMStream', 'TemporalPool', 'TemporalShift',
-           'temporal_shift']
+           'fuse_conv_bn', 'temporal_shift']
 __version__ = '0.1.0'

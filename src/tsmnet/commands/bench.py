@@ -12,7 +12,8 @@ gives each candidate's median time. The figures:
   one forward);
 - ``shift_fwd_bwd``: shift forward+backward / ``x.mul(1.0)`` forward+backward, the same shapes;
 - ``infer``: ResNetTSM / the same ResNet without shift (``is_shift=False``, same weights),
-  and tsmnet / MMAction2 1.2.0's ``ResNetTSM`` (same config and weights);
+  and tsmnet / MMAction2 1.2.0's ``ResNetTSM`` (same config and weights); also tsmnet with
+  batch norm folded into the convs (:func:`tsmnet.fuse_conv_bn`) / each of those;
 - ``train``: one training step (forward, backward of a fixed random output gradient),
   the same pairs;
 - ``memory``: bytes of the distinct activation storages that autograd saves during one
@@ -280,6 +281,8 @@ def bench_models(args: argparse.Namespace, models: dict[str, Any], x: Any, timer
     """Inference (or training-step) time of each model, and the ratios."""
     import torch
 
+    from tsmnet import fuse_conv_bn
+
     def infer(m: Any) -> Callable[[], Any]:
         def run() -> None:
             with torch.inference_mode():
@@ -303,12 +306,17 @@ def bench_models(args: argparse.Namespace, models: dict[str, Any], x: Any, timer
 
     for m in models.values():
         m.train(train)
+    pairs = {'tsm / no_shift': ('tsm', 'no_shift')}
+    if not train:  # inference may fold batch norm into the convs: tsmnet.fuse_conv_bn
+        models = {**models, 'tsm_fused': fuse_conv_bn(models['tsm'])}
+        pairs['tsm_fused / tsm'] = ('tsm_fused', 'tsm')
     times = interleaved(timer, {k: (step if train else infer)(m) for k, m in models.items()},
                         args.repeats, least_s=0.0)
-    pairs = {'tsm / no_shift': ('tsm', 'no_shift')}
     if 'mmaction' in models:
         pairs['tsmnet / mmaction'] = ('tsm', 'mmaction')
         pairs['no_shift / mmaction'] = ('no_shift', 'mmaction')
+        if not train:
+            pairs['tsm_fused / mmaction'] = ('tsm_fused', 'mmaction')
     result: dict[str, Any] = {name: ratio(times, *pair) for name, pair in pairs.items()}
     result['spread'] = {name: spread(times, *pair) for name, pair in pairs.items()}
     result['times_s'] = medians(times)
@@ -424,6 +432,13 @@ def table(report: dict[str, Any]) -> str:
                 quartiles=r['spread']['tsmnet / mmaction'])
             row(f'{fig}: no shift / MMAction2 ResNetTSM', r['no_shift / mmaction'],
                 quartiles=r['spread']['no_shift / mmaction'])
+        if 'tsm_fused / tsm' in r:
+            row(f'{fig}: tsmnet, BN folded / tsmnet', r['tsm_fused / tsm'],
+                quartiles=r['spread']['tsm_fused / tsm'])
+        if 'tsm_fused / mmaction' in r:
+            row(f'{fig}: tsmnet, BN folded / MMAction2 ResNetTSM', r['tsm_fused / mmaction'],
+                TARGETS.get(f'{fig}: tsmnet / mmaction'),
+                quartiles=r['spread']['tsm_fused / mmaction'])
     if 'memory' in report:
         r = report['memory']
         sizes = ', '.join(f'{k} {v / 2**20:.1f} MiB' for k, v in r['bytes'].items())
