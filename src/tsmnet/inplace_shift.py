@@ -4,9 +4,9 @@ Inside a ResNetTSM the input of every shift is an activation that nothing else r
 the following module runs: the block input is read again only after it (as the residual
 identity) or before it (by the downsample conv). So on the CPU the shift can move the two folds
 inside that tensor, let the module read it, and move them back, instead of writing a whole
-shifted copy. Only the shifted channels move, three times (kept aside, written
-shifted, put back): with two folds of an eighth each, about three quarters of the memory
-traffic of a copy, in a quarter of its memory, and in six kernels. The numbers are those of
+shifted copy. Only the shifted channels move: with the native kernels (:mod:`tsmnet.native`)
+twice (shifted, shifted back), half the memory traffic of a copy, in two calls; with PyTorch
+ops three times (kept aside, written shifted, put back), in six kernels. The numbers are those of
 ``net(temporal_shift(x))`` exactly. Inference uses :func:`shifted_in_place`; training uses
 it inside the fused shift + conv (:mod:`tsmnet.fused`), where the gradient, a tensor of its
 own, is shifted back with :func:`shift_in_place_`.
@@ -17,11 +17,12 @@ Only :class:`tsmnet.TemporalShift` modules that a backbone builds use this (thei
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
 
+from . import native
 from .ops import _Group
 
 
@@ -39,13 +40,20 @@ def can_shift_in_place(x: torch.Tensor, autograd: bool = False) -> bool:
             and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)))
 
 
-def _keep_and_shift(x: torch.Tensor, num_segments: int,
-                    groups: tuple[_Group, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shift ``x`` in place; return the view of its shifted channels and their old values.
+def _shift_in_place(x: torch.Tensor, num_segments: int, groups: tuple[_Group, ...],
+                    keep: bool) -> Callable[[], None] | None:
+    """Shift ``x`` in place; with ``keep``, return what undoes it.
 
-    The shifted channels (the folds, adjacent from channel 0) are kept aside and written
-    back shifted from there.
+    Contiguous frames take the native kernels (:mod:`tsmnet.native`): one pass that moves
+    each fold one frame along time, keeping only the frame it drops, and one pass back. The
+    PyTorch ops instead keep the folds aside (they are adjacent from channel 0), write them
+    back shifted from there, and put them back to undo.
     """
+    kernels = native.kernels()
+    if kernels is not None and native.usable(x):
+        fold, dirs = native.fold_and_dirs(groups)
+        edges = kernels.shift_(x, num_segments, fold, dirs, keep)
+        return (lambda: kernels.unshift_(x, num_segments, fold, dirs, edges)) if keep else None
     nt, c, h, w = x.shape
     t = num_segments
     x5 = x.view(nt // t, t, c, h, w) if x.is_contiguous() else (
@@ -58,14 +66,14 @@ def _keep_and_shift(x: torch.Tensor, num_segments: int,
         elif t > 1:  # frame i reads frame i - 1
             x5[:, 1:, lo:hi].copy_(kept[:, :-1, lo:hi])
         x5[:, t - 1 if d > 0 else 0, lo:hi].zero_()  # the frame outside the clip
-    return region, kept
+    return (lambda: region.copy_(kept)) if keep else None
 
 
 def shift_in_place_(x: torch.Tensor, num_segments: int,
                     groups: tuple[_Group, ...]) -> torch.Tensor:
     """Shift ``x`` ``[N * T, C, H, W]`` in place, for good, and return it: for a tensor that
     is the caller's own (as a gradient just computed)."""
-    _keep_and_shift(x, num_segments, groups)
+    _shift_in_place(x, num_segments, groups, keep=False)
     return x
 
 
@@ -74,8 +82,8 @@ def shifted_in_place(x: torch.Tensor, num_segments: int,
                      groups: tuple[_Group, ...]) -> Iterator[torch.Tensor]:
     """Shift ``x`` ``[N * T, C, H, W]`` in place for the ``with`` body, then restore it
     (also when the body raises)."""
-    region, kept = _keep_and_shift(x, num_segments, groups)
+    undo = _shift_in_place(x, num_segments, groups, keep=True)
     try:
         yield x
     finally:
-        region.copy_(kept)
+        undo()  # type: ignore[misc]  (keep=True always returns it)

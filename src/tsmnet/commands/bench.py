@@ -19,6 +19,10 @@ gives each candidate's median time. The figures:
 - ``memory``: bytes of the distinct activation storages that autograd saves during one
   training forward (``torch.autograd.graph.saved_tensors_hooks``; parameters excluded).
 
+Where the shift runs tsmnet's native kernels (contiguous frames on the CPU:
+:mod:`tsmnet.native`), the shift and model figures also time the same shift and the same
+model with the PyTorch ops alone (``PyTorch ops alone`` rows, ``*_torch`` in the JSON).
+
 MMAction2's class is imported through ``tests/mmaction_standin.py`` of a source checkout
 (the PyPI wheel of mmaction2 1.2.0 cannot ``import mmaction.models`` by itself); without it
 the MMAction2 figures are left out and say why. Output: a table, then the JSON object of all
@@ -231,8 +235,9 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
     and for all the sites of one forward."""
     import torch
 
-    from tsmnet import temporal_shift
+    from tsmnet import native, temporal_shift
 
+    ab = native_ab(x)
     sites = shift_sites(models['tsm'], x)
     by_shape: dict[tuple[int, ...], list[tuple[Any, int, int, str]]] = {}
     for site in sites:
@@ -251,6 +256,10 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
             for s in group:
                 temporal_shift(*s)
 
+        def shift_torch(group=group) -> None:
+            with native.turned_off():
+                shift(group)
+
         def mul_fwd_bwd(group=group) -> None:
             for s in group:
                 leaf = leaves[id(s[0])]
@@ -263,17 +272,39 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
                 leaf.grad = None
                 temporal_shift(leaf, *s[1:]).backward(grads[id(s[0])])
 
+        def shift_fwd_bwd_torch(group=group) -> None:
+            with native.turned_off():
+                shift_fwd_bwd(group)
+
+        fwd_candidates = {'shift': shift, 'clone': clone}
+        bwd_candidates = {'shift_fwd_bwd': shift_fwd_bwd, 'mul_fwd_bwd': mul_fwd_bwd}
+        if ab:
+            fwd_candidates['shift_torch'] = shift_torch
+            bwd_candidates['shift_fwd_bwd_torch'] = shift_fwd_bwd_torch
         with torch.no_grad():
-            fwd = interleaved(timer, {'shift': shift, 'clone': clone}, args.repeats * 3)
-        bwd = interleaved(timer, {'shift_fwd_bwd': shift_fwd_bwd, 'mul_fwd_bwd': mul_fwd_bwd},
-                          args.repeats * 3)
-        rows.append(dict(shape=label,
-                         fwd_ratio=ratio(fwd, 'shift', 'clone'),
-                         fwd_spread=spread(fwd, 'shift', 'clone'),
-                         fwd_bwd_ratio=ratio(bwd, 'shift_fwd_bwd', 'mul_fwd_bwd'),
-                         fwd_bwd_spread=spread(bwd, 'shift_fwd_bwd', 'mul_fwd_bwd'),
-                         times_s={**medians(fwd), **medians(bwd)}))
+            fwd = interleaved(timer, fwd_candidates, args.repeats * 3)
+        bwd = interleaved(timer, bwd_candidates, args.repeats * 3)
+        row = dict(shape=label,
+                   fwd_ratio=ratio(fwd, 'shift', 'clone'),
+                   fwd_spread=spread(fwd, 'shift', 'clone'),
+                   fwd_bwd_ratio=ratio(bwd, 'shift_fwd_bwd', 'mul_fwd_bwd'),
+                   fwd_bwd_spread=spread(bwd, 'shift_fwd_bwd', 'mul_fwd_bwd'),
+                   times_s={**medians(fwd), **medians(bwd)})
+        if ab:
+            row.update(torch_fwd_ratio=ratio(fwd, 'shift_torch', 'clone'),
+                       torch_fwd_spread=spread(fwd, 'shift_torch', 'clone'),
+                       torch_fwd_bwd_ratio=ratio(bwd, 'shift_fwd_bwd_torch', 'mul_fwd_bwd'),
+                       torch_fwd_bwd_spread=spread(bwd, 'shift_fwd_bwd_torch', 'mul_fwd_bwd'))
+        rows.append(row)
     return rows
+
+
+def native_ab(x: Any) -> bool:
+    """Whether tsmnet's shift runs its native kernels on ``x`` (:mod:`tsmnet.native`), so
+    that a run with the PyTorch ops alone is a different candidate worth timing beside it."""
+    from tsmnet import native
+
+    return native.kernels() is not None and native.usable(x)
 
 
 def bench_models(args: argparse.Namespace, models: dict[str, Any], x: Any, timer: Timer,
@@ -281,7 +312,7 @@ def bench_models(args: argparse.Namespace, models: dict[str, Any], x: Any, timer
     """Inference (or training-step) time of each model, and the ratios."""
     import torch
 
-    from tsmnet import fuse_conv_bn
+    from tsmnet import fuse_conv_bn, native
 
     def infer(m: Any) -> Callable[[], Any]:
         def run() -> None:
@@ -310,8 +341,15 @@ def bench_models(args: argparse.Namespace, models: dict[str, Any], x: Any, timer
     if not train:  # inference may fold batch norm into the convs: tsmnet.fuse_conv_bn
         models = {**models, 'tsm_fused': fuse_conv_bn(models['tsm'])}
         pairs['tsm_fused / tsm'] = ('tsm_fused', 'tsm')
-    times = interleaved(timer, {k: (step if train else infer)(m) for k, m in models.items()},
-                        args.repeats, least_s=0.0)
+    candidates = {k: (step if train else infer)(m) for k, m in models.items()}
+    if native_ab(x):  # the same tsmnet model with its shifts made of PyTorch ops
+        def torch_ops(run=candidates['tsm']) -> None:
+            with native.turned_off():
+                run()
+        candidates['tsm_torch'] = torch_ops
+        pairs['tsm_torch / no_shift'] = ('tsm_torch', 'no_shift')
+        pairs['tsm / tsm_torch'] = ('tsm', 'tsm_torch')
+    times = interleaved(timer, candidates, args.repeats, least_s=0.0)
     if 'mmaction' in models:
         pairs['tsmnet / mmaction'] = ('tsm', 'mmaction')
         pairs['no_shift / mmaction'] = ('no_shift', 'mmaction')
@@ -358,6 +396,12 @@ def _loadavg() -> float | None:
         return None
 
 
+def _native_status() -> str:
+    from tsmnet import native
+
+    return 'in use on the CPU' if native.kernels() is not None else native.why_not()
+
+
 def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     """Run the figures asked for; return them as one JSON-ready dict."""
     import torch
@@ -378,7 +422,8 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
                     frames=args.batch * args.num_segments, repeats=args.repeats,
                     threads=torch.get_num_threads(), torch=torch.__version__,
                     loadavg_before=_loadavg(),
-                    mmaction=why or 'ResNetTSM of mmaction2 (same weights)'),
+                    mmaction=why or 'ResNetTSM of mmaction2 (same weights)',
+                    native_kernels=_native_status()),
         targets=TARGETS)
     if 'shift' in args.figures:
         report['shift'] = bench_shift(args, models, x, timer)
@@ -414,11 +459,19 @@ def table(report: dict[str, Any]) -> str:
         row(f"shift fwd / clone  {r['shape']}", r['fwd_ratio'], TARGETS['shift_fwd / clone'],
             f"({t['shift'] * 1e6:.0f} vs {t['clone'] * 1e6:.0f} us)", r['fwd_spread'])
     for r in report.get('shift', []):
+        if 'torch_fwd_ratio' in r:
+            row(f"  PyTorch ops alone  {r['shape']}", r['torch_fwd_ratio'],
+                quartiles=r['torch_fwd_spread'])
+    for r in report.get('shift', []):
         t = r['times_s']
         row(f"shift fwd+bwd / mul fwd+bwd  {r['shape']}", r['fwd_bwd_ratio'],
             TARGETS['shift_fwd_bwd / mul_fwd_bwd'],
             f"({t['shift_fwd_bwd'] * 1e6:.0f} vs {t['mul_fwd_bwd'] * 1e6:.0f} us)",
             r['fwd_bwd_spread'])
+    for r in report.get('shift', []):
+        if 'torch_fwd_bwd_ratio' in r:
+            row(f"  PyTorch ops alone  {r['shape']}", r['torch_fwd_bwd_ratio'],
+                quartiles=r['torch_fwd_bwd_spread'])
     for fig in ('infer', 'train'):
         if fig not in report:
             continue
@@ -426,6 +479,11 @@ def table(report: dict[str, Any]) -> str:
         times = ', '.join(f'{k} {v * 1e3:.0f} ms' for k, v in t.items())
         row(f'{fig}: ResNetTSM / no shift (same weights)', r['tsm / no_shift'],
             TARGETS[f'{fig}: tsm / no_shift'], f'({times})', r['spread']['tsm / no_shift'])
+        if 'tsm_torch / no_shift' in r:
+            row(f'{fig}:   PyTorch ops alone / no shift', r['tsm_torch / no_shift'],
+                quartiles=r['spread']['tsm_torch / no_shift'])
+            row(f'{fig}:   native kernels / PyTorch ops alone', r['tsm / tsm_torch'],
+                quartiles=r['spread']['tsm / tsm_torch'])
         if 'tsmnet / mmaction' in r:
             row(f'{fig}: tsmnet / MMAction2 ResNetTSM', r['tsmnet / mmaction'],
                 TARGETS.get(f'{fig}: tsmnet / mmaction'),
