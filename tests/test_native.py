@@ -45,23 +45,24 @@ def test_kernels_build_where_a_compiler_is():
     assert native.why_not() == ''
 
 
-def _frames(clips: int, t: int, c: int, h: int, w: int, dtype: torch.dtype,
-            seed: int) -> torch.Tensor:
+def _frames(clips: int, t: int, c: int, h: int, w: int, dtype: torch.dtype, seed: int,
+            channels_last: bool = False) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(clips * t, c, h, w, generator=gen) * 50).to(dtype)
+    x = (torch.randn(clips * t, c, h, w, generator=gen) * 50).to(dtype)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 FRAMES = dict(clips=st.integers(0, 3), t=st.integers(1, 6), c=st.integers(2, 24),
               h=st.integers(1, 5), w=st.integers(1, 5), dtype=st.sampled_from(DTYPES),
-              seed=st.integers(0, 2**16))
+              seed=st.integers(0, 2**16), channels_last=st.booleans())
 
 
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mode=st.sampled_from(('bidirectional', 'causal')), div=st.integers(2, 8), **FRAMES)
 def test_kernels_give_the_numbers_of_the_plain_loop(kernels, mode, div, clips, t, c, h, w,
-                                                    dtype, seed):
-    x = _frames(clips, t, c, h, w, dtype, seed)
+                                                    dtype, seed, channels_last):
+    x = _frames(clips, t, c, h, w, dtype, seed, channels_last)
     fold = c // div
     if fold == 0:
         return
@@ -76,6 +77,26 @@ def test_kernels_give_the_numbers_of_the_plain_loop(kernels, mode, div, clips, t
     assert torch.equal(x, before)
     # as a gradient is shifted back: the opposite shift, in place for good
     assert torch.equal(shift_in_place_(x, t, _reversed(groups)), _shift_back(before, t, fold, mode))
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+@pytest.mark.parametrize('shape,div', [
+    ((8, 48, 29, 29), 8),  # contiguous frames of several 64 KiB tasks, cut inside a group
+    ((4, 40000, 2, 2), 2),  # channels-last rows (and groups) longer than a task
+    ((6, 1024, 7, 7), 8),
+])
+def test_kernels_on_frames_larger_than_a_task(kernels, shape, div, channels_last):
+    t = 2
+    x = _frames(shape[0] // t, t, *shape[1:], torch.float32, 0, channels_last)
+    groups = _groups(shape[1] // div, 'bidirectional')
+    expected = temporal_shift_reference(x, t, div)
+    out = kernels.shift_copy(x, t, *native.fold_and_dirs(groups))
+    assert torch.equal(out, expected)
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+    before = x.clone()
+    with shifted_in_place(x, t, groups):
+        assert torch.equal(x, expected)
+    assert torch.equal(x, before)
 
 
 def _shift_back(x: torch.Tensor, t: int, fold: int, mode: str) -> torch.Tensor:
@@ -96,9 +117,9 @@ def _shift_back(x: torch.Tensor, t: int, fold: int, mode: str) -> torch.Tensor:
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mode=st.sampled_from(('bidirectional', 'causal')), div=st.integers(2, 8), **FRAMES)
 def test_the_fallback_gives_the_same_numbers(torch_ops_only, mode, div, clips, t, c, h, w,
-                                             dtype, seed):
+                                             dtype, seed, channels_last):
     assert native.kernels() is None
-    x = _frames(clips, t, c, h, w, dtype, seed)
+    x = _frames(clips, t, c, h, w, dtype, seed, channels_last)
     fold = c // div
     if fold == 0:
         return
@@ -117,7 +138,7 @@ def test_gradients_and_double_backward_do_not_go_through_the_kernels(kernels):
 
 def test_kernels_refuse_what_they_cannot_shift(kernels):
     x = torch.randn(8, 16, 2, 2)
-    with pytest.raises(RuntimeError, match='contiguous'):
+    with pytest.raises(RuntimeError, match='contiguous or channels-last'):
         kernels.shift_copy(x[:, ::2], 4, 2, [1, -1])
     with pytest.raises(RuntimeError, match='multiple of num_segments=3'):
         kernels.shift_copy(x, 3, 2, [1, -1])

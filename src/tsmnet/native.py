@@ -1,13 +1,13 @@
-"""Native CPU kernels for the shift of contiguous frames, built on first use.
+"""Native CPU kernels for the shift of contiguous and channels-last frames, built on first use.
 
 A shift made of PyTorch ops takes two kernels or more per call (a gather, then the zeros at
-the clip edges) and, in place, a copy of the shifted channels to move them through. The C++
-kernels in ``csrc/shift.cpp`` do each job in one call and one pass over the bytes: the
-copying shift writes every output byte once, like ``x.clone()``; the in-place shift walks the
-frames of each clip in the order that reads a frame before overwriting it, so it needs no
-temporary, and its undo is one more pass. They only move bytes, so the numbers are exactly
-those of the PyTorch ops, which stay as the fallback (and for channels-last, GPU, tracing,
-export and ``torch.compile``).
+the clip edges; five block copies for channels-last frames) and, in place, a copy of the
+shifted channels to move them through. The C++ kernels in ``csrc/shift.cpp`` do each job in
+one call and one pass over the bytes: the copying shift writes every output byte once, like
+``x.clone()``; the in-place shift walks the frames of each clip in the order that reads a
+frame before overwriting it, so it needs no temporary, and its undo is one more pass. They
+only move bytes, so the numbers are exactly those of the PyTorch ops, which stay as the
+fallback (and for other layouts, GPU, tracing, export and ``torch.compile``).
 
 The kernels are compiled with ``torch.utils.cpp_extension`` (a C++ compiler and ninja) the
 first time a shift needs them, about 10-20 s once per torch version, and cached in torch's
@@ -65,12 +65,13 @@ def turned_off() -> Iterator[None]:
 
 
 def usable(x: torch.Tensor) -> bool:
-    """Whether the kernels take ``x``: dense, contiguous and not empty, on the CPU, with no
-    pending conjugate or negation view, and no gradient to record (the kernels are not
-    differentiable: the shift's own backward calls them, but a double backward must see the
-    PyTorch ops)."""
-    return (x.device.type == 'cpu' and x.layout == torch.strided and x.is_contiguous()
-            and x.numel() > 0 and not (x.is_conj() or x.is_neg() or x.is_quantized)
+    """Whether the kernels take frames ``x``: dense, contiguous or channels-last and not
+    empty, on the CPU, with no pending conjugate or negation view, and no gradient to record
+    (the kernels are not differentiable: the shift's own backward calls them, but a double
+    backward must see the PyTorch ops)."""
+    return (x.is_cpu and x.layout == torch.strided and x.numel() > 0
+            and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
+            and not (x.is_conj() or x.is_neg() or x.is_quantized)
             and not (x.requires_grad and torch.is_grad_enabled()))
 
 

@@ -160,18 +160,18 @@ def _shift_copy(x: torch.Tensor, num_segments: int,
                 groups: tuple[_Group, ...]) -> torch.Tensor:
     """One-copy shift of frames ``x`` ``[N * T, C, H, W]``: every element is written once.
 
-    Contiguous CPU frames take the native kernel (:mod:`tsmnet.native`): one call, one pass,
-    like a clone. Without it, contiguous frames whose channels split into whole folds (every
-    ResNet width) take two kernels (:func:`_row_plan`): one ``index_select`` of fold-sized
-    rows, then one ``zero_`` of the rows outside the clip. Other layouts (channels-last
-    included) take block copies:
+    Contiguous and channels-last CPU frames take the native kernel (:mod:`tsmnet.native`):
+    one call, one pass, like a clone. Without it, contiguous frames whose channels split
+    into whole folds (every ResNet width) take two kernels (:func:`_row_plan`): one
+    ``index_select`` of fold-sized rows, then one ``zero_`` of the rows outside the clip.
+    Other layouts (channels-last included) take block copies:
     the unshifted channels, each shifted fold, and a zero frame per fold. The result has the
     memory format of ``x``. Python overhead counts here: it runs once per shift site.
     """
+    kernels = native.kernels()
+    if kernels is not None and native.usable(x):
+        return kernels.shift_copy(x, num_segments, *native.fold_and_dirs(groups))
     if x.is_contiguous():
-        kernels = native.kernels()
-        if kernels is not None and native.usable(x):
-            return kernels.shift_copy(x, num_segments, *native.fold_and_dirs(groups))
         plan = _row_plan(x.shape, num_segments, groups, x.device)
         if plan is not None:
             out = x.view(-1, plan.row).index_select(0, plan.source)  # a new tensor: offset 0

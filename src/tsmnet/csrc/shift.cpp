@@ -1,11 +1,15 @@
-// The temporal shift of contiguous CPU frames as single-call kernels (see tsmnet/native.py).
+// The temporal shift of CPU frames as single-call kernels (see tsmnet/native.py).
 //
-// Frames [N * T, C, H, W], contiguous: in every frame, channel group p (p < dirs.size()) is
-// the block of channels [p * fold, (p + 1) * fold), one contiguous run of fold * H * W
-// elements. dirs[p] = +1: frame i takes frame i + 1 of its clip; -1: frame i takes i - 1; 0:
-// unshifted. A frame outside the clip reads as zero bytes (0 in every dtype). Elements are
-// only moved, never computed, so every dtype takes the same code and the numbers are exactly
-// those of the PyTorch ops in tsmnet/ops.py.
+// Frames [N * T, C, H, W], contiguous or channels-last. Channel group p (p < dirs.size()) is
+// channels [p * fold, (p + 1) * fold). dirs[p] = +1: frame i takes frame i + 1 of its clip;
+// -1: frame i takes i - 1; 0: unshifted. A frame outside the clip reads as zero bytes (0 in
+// every dtype). Elements are only moved, never computed, so every dtype takes the same code
+// and the numbers are exactly those of the PyTorch ops in tsmnet/ops.py.
+//
+// Both layouts are rows of bytes: a frame is `rows` rows of `row` bytes, and in each row a
+// group is `group` bytes at offset p * group, the unshifted channels following them.
+// Contiguous frames are one row (a group is a block of fold * H * W elements); channels-last
+// frames are one row per pixel (a group is fold elements).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -21,20 +25,39 @@ constexpr int64_t kChunk = 64 * 1024;
 
 struct Frames {
   char* data;
-  int64_t t, clips, frame, block;  // frame and block in bytes
+  int64_t t, clips;
+  int64_t frame, rows, row, group;  // bytes, except rows
+  int64_t groups;
+
+  // A task covers rows [r0, r1) and bytes [b0, b1) of each: several whole rows when rows are
+  // short (channels-last), byte ranges of a row when it is long (contiguous).
+  int64_t rows_per_task() const { return std::max<int64_t>(1, kChunk / row); }
+  int64_t row_tasks() const { return (rows + rows_per_task() - 1) / rows_per_task(); }
 };
 
 Frames frames_of(const at::Tensor& x, int64_t t, int64_t fold, int64_t groups) {
   TORCH_CHECK(x.device().is_cpu() && x.layout() == at::kStrided && x.dim() == 4 &&
-                  x.is_contiguous() && !x.is_conj() && !x.is_neg(),
-              "tsmnet shift kernels: x must be contiguous dense 4-D frames on the CPU, got ",
-              x.sizes(), " on ", x.device());
+                  !x.is_conj() && !x.is_neg(),
+              "tsmnet shift kernels: x must be dense 4-D frames on the CPU, got ", x.sizes(),
+              " on ", x.device());
+  const bool contiguous = x.is_contiguous();
+  TORCH_CHECK(contiguous || x.is_contiguous(at::MemoryFormat::ChannelsLast),
+              "tsmnet shift kernels: x must be contiguous or channels-last, got strides ",
+              x.strides());
   TORCH_CHECK(t >= 1 && x.size(0) % t == 0, "tsmnet shift kernels: the ", x.size(0),
               " frames of x are not a multiple of num_segments=", t);
   TORCH_CHECK(fold >= 1 && fold * groups <= x.size(1), "tsmnet shift kernels: ", groups,
               " groups of ", fold, " channels do not fit in ", x.size(1), " channels");
-  const int64_t plane = x.size(2) * x.size(3) * static_cast<int64_t>(x.element_size());
-  return {static_cast<char*>(x.data_ptr()), t, x.size(0) / t, x.size(1) * plane, fold * plane};
+  const int64_t es = static_cast<int64_t>(x.element_size()), pixels = x.size(2) * x.size(3);
+  const int64_t frame = x.size(1) * pixels * es;
+  Frames f{static_cast<char*>(x.data_ptr()), t, x.size(0) / t, frame, 1, frame,
+           fold * pixels * es, groups};
+  if (!contiguous) {
+    f.rows = pixels;
+    f.row = x.size(1) * es;
+    f.group = fold * es;
+  }
+  return f;
 }
 
 void check_dirs(const std::vector<int64_t>& dirs) {
@@ -45,34 +68,39 @@ void check_dirs(const std::vector<int64_t>& dirs) {
 // Runs body(begin, end) over [0, items), on several threads only when there is enough to move.
 template <typename F>
 void run(int64_t items, int64_t bytes, const F& body) {
-  at::parallel_for(0, items, bytes < 2 * kChunk ? items : 1, body);
+  if (items > 0) at::parallel_for(0, items, bytes < 2 * kChunk ? items : 1, body);
 }
 
-// out = shift(x), each output byte written once: the frames cut into chunks of kChunk bytes,
-// each chunk copied from the frame its channel group reads, or zeroed.
+// out = shift(x), each output byte written once, copied from the frame its group reads or
+// zeroed. Tasks: (frame, rows chunk, bytes chunk).
 at::Tensor shift_copy(const at::Tensor& x, int64_t t, int64_t fold, std::vector<int64_t> dirs) {
   check_dirs(dirs);
-  const int64_t groups = static_cast<int64_t>(dirs.size());
-  const Frames in = frames_of(x, t, fold, groups);
+  const Frames in = frames_of(x, t, fold, static_cast<int64_t>(dirs.size()));
   at::Tensor out = at::empty_like(x);
   if (x.numel() == 0) return out;
   char* dst = static_cast<char*>(out.data_ptr());
-  const int64_t n = x.size(0), chunks = (in.frame + kChunk - 1) / kChunk;
-  const int64_t shifted_end = groups * in.block;
-  run(n * chunks, n * in.frame, [&](int64_t begin, int64_t end) {
+  const int64_t n = x.size(0), row_tasks = in.row_tasks();
+  const int64_t byte_tasks = (in.row + kChunk - 1) / kChunk;
+  const int64_t per_frame = row_tasks * byte_tasks, shifted_end = in.groups * in.group;
+  run(n * per_frame, n * in.frame, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t f = i / chunks, ti = f % t;
-      int64_t lo = (i % chunks) * kChunk;
-      const int64_t hi = std::min(in.frame, lo + kChunk);
-      while (lo < hi) {
-        const int64_t p = lo < shifted_end ? lo / in.block : groups;
-        const int64_t stop = std::min(hi, p < groups ? (p + 1) * in.block : in.frame);
-        const int64_t from = p < groups ? ti + dirs[p] : ti;
-        if (from < 0 || from >= t)
-          std::memset(dst + f * in.frame + lo, 0, stop - lo);
-        else
-          std::memcpy(dst + f * in.frame + lo, in.data + (f - ti + from) * in.frame + lo, stop - lo);
-        lo = stop;
+      const int64_t f = i / per_frame, ti = f % t, task = i % per_frame;
+      const int64_t r0 = task / byte_tasks * in.rows_per_task();
+      const int64_t r1 = std::min(in.rows, r0 + in.rows_per_task());
+      const int64_t b0 = task % byte_tasks * kChunk, b1 = std::min(in.row, b0 + kChunk);
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t at_row = f * in.frame + r * in.row;
+        for (int64_t lo = b0; lo < b1;) {
+          const int64_t p = lo < shifted_end ? lo / in.group : in.groups;
+          const int64_t hi = std::min(b1, p < in.groups ? (p + 1) * in.group : in.row);
+          const int64_t from = p < in.groups ? ti + dirs[p] : ti;
+          if (from < 0 || from >= t)
+            std::memset(dst + at_row + lo, 0, hi - lo);
+          else
+            std::memcpy(dst + at_row + lo, in.data + at_row + (from - ti) * in.frame + lo,
+                        hi - lo);
+          lo = hi;
+        }
       }
     }
   });
@@ -82,32 +110,40 @@ at::Tensor shift_copy(const at::Tensor& x, int64_t t, int64_t fold, std::vector<
 // Moves every shifted group one frame along time inside x, or (undo) moves it back. Per clip
 // and group the frames are walked in the order that reads each frame before it is written,
 // so no copy of the group is needed: only the one frame the move drops is kept, in `edges`
-// ([clips, groups, fold * H * W]), and the undo writes it back. Chunks of a group are
-// independent, which is what the threads share.
+// (per clip and group, the group's bytes of one frame), and the undo writes it back. Rows
+// and byte ranges of a group are independent, which is what the threads share.
 void move(const Frames& x, const std::vector<int64_t>& dirs, char* edges, bool undo) {
-  if (x.block == 0 || x.clips == 0) return;
-  const int64_t groups = static_cast<int64_t>(dirs.size());
-  const int64_t chunks = (x.block + kChunk - 1) / kChunk;
-  run(x.clips * groups * chunks, x.clips * groups * x.block, [&](int64_t begin, int64_t end) {
+  const int64_t per_group = x.rows * x.group;  // bytes of a group in one frame
+  if (per_group == 0 || x.clips == 0) return;
+  const int64_t row_tasks = x.row_tasks();
+  const int64_t byte_tasks = (x.group + kChunk - 1) / kChunk;
+  const int64_t per_clip_group = row_tasks * byte_tasks;
+  run(x.clips * x.groups * per_clip_group, x.clips * x.groups * per_group,
+      [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t c = i / (groups * chunks), p = i / chunks % groups, k = i % chunks;
+      const int64_t c = i / (x.groups * per_clip_group), p = i / per_clip_group % x.groups;
+      const int64_t task = i % per_clip_group;
       if (dirs[p] == 0) continue;
-      const int64_t off = k * kChunk, len = std::min(kChunk, x.block - off);
-      char* first = x.data + c * x.t * x.frame + p * x.block + off;
-      const auto at = [&](int64_t ti) { return first + ti * x.frame; };
-      char* edge = edges ? edges + (c * groups + p) * x.block + off : nullptr;
+      const int64_t r0 = task / byte_tasks * x.rows_per_task();
+      const int64_t r1 = std::min(x.rows, r0 + x.rows_per_task());
+      const int64_t b0 = task % byte_tasks * kChunk, len = std::min(kChunk, x.group - b0);
+      char* first = x.data + c * x.t * x.frame + p * x.group + b0;
+      const auto at = [&](int64_t ti, int64_t r) { return first + ti * x.frame + r * x.row; };
+      char* edge = edges ? edges + (c * x.groups + p) * per_group + b0 : nullptr;
       // up: frame i takes frame i + 1, walking i upward; otherwise frame i takes i - 1
       const bool up = (dirs[p] > 0) != undo;
       const int64_t dropped = up ? 0 : x.t - 1, filled = up ? x.t - 1 : 0;
-      if (!undo && edge) std::memcpy(edge, at(dropped), len);
-      if (up)
-        for (int64_t ti = 0; ti + 1 < x.t; ++ti) std::memcpy(at(ti), at(ti + 1), len);
-      else
-        for (int64_t ti = x.t - 1; ti > 0; --ti) std::memcpy(at(ti), at(ti - 1), len);
-      if (undo)
-        std::memcpy(at(filled), edge, len);
-      else
-        std::memset(at(filled), 0, len);
+      for (int64_t r = r0; r < r1; ++r) {
+        if (!undo && edge) std::memcpy(edge + r * x.group, at(dropped, r), len);
+        if (up)
+          for (int64_t ti = 0; ti + 1 < x.t; ++ti) std::memcpy(at(ti, r), at(ti + 1, r), len);
+        else
+          for (int64_t ti = x.t - 1; ti > 0; --ti) std::memcpy(at(ti, r), at(ti - 1, r), len);
+        if (undo)
+          std::memcpy(at(filled, r), edge + r * x.group, len);
+        else
+          std::memset(at(filled, r), 0, len);
+      }
     }
   });
 }
@@ -116,10 +152,9 @@ void move(const Frames& x, const std::vector<int64_t>& dirs, char* edges, bool u
 // otherwise an empty tensor (for a tensor that stays shifted, like a gradient).
 at::Tensor shift_(at::Tensor x, int64_t t, int64_t fold, std::vector<int64_t> dirs, bool keep) {
   check_dirs(dirs);
-  const int64_t groups = static_cast<int64_t>(dirs.size());
-  const Frames f = frames_of(x, t, fold, groups);
-  at::Tensor edges = at::empty({keep ? f.clips * groups * fold * x.size(2) * x.size(3) : 0},
-                               x.options());
+  const Frames f = frames_of(x, t, fold, static_cast<int64_t>(dirs.size()));
+  const int64_t per_group = f.rows * f.group / static_cast<int64_t>(x.element_size());
+  at::Tensor edges = at::empty({keep ? f.clips * f.groups * per_group : 0}, x.options());
   move(f, dirs, keep ? static_cast<char*>(edges.data_ptr()) : nullptr, false);
   return edges;
 }
@@ -129,11 +164,10 @@ at::Tensor shift_(at::Tensor x, int64_t t, int64_t fold, std::vector<int64_t> di
 void unshift_(at::Tensor x, int64_t t, int64_t fold, std::vector<int64_t> dirs,
               const at::Tensor& edges) {
   check_dirs(dirs);
-  const int64_t groups = static_cast<int64_t>(dirs.size());
-  const Frames f = frames_of(x, t, fold, groups);
+  const Frames f = frames_of(x, t, fold, static_cast<int64_t>(dirs.size()));
   TORCH_CHECK(edges.is_contiguous() && edges.dtype() == x.dtype() &&
                   edges.numel() * static_cast<int64_t>(edges.element_size()) ==
-                      f.clips * groups * f.block,
+                      f.clips * f.groups * f.rows * f.group,
               "tsmnet shift kernels: edges do not come from shift_ of this x");
   move(f, dirs, static_cast<char*>(edges.data_ptr()), true);
 }
