@@ -40,20 +40,26 @@ def can_shift_in_place(x: torch.Tensor, autograd: bool = False) -> bool:
             and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)))
 
 
-def _shift_in_place(x: torch.Tensor, num_segments: int, groups: tuple[_Group, ...],
-                    keep: bool) -> Callable[[], None] | None:
-    """Shift ``x`` in place; with ``keep``, return what undoes it.
+def _keep_nothing() -> None:
+    """The undo of a shift that is not to be undone."""
 
-    Contiguous frames take the native kernels (:mod:`tsmnet.native`): one pass that moves
-    each fold one frame along time, keeping only the frame it drops, and one pass back. The
-    PyTorch ops instead keep the folds aside (they are adjacent from channel 0), write them
-    back shifted from there, and put them back to undo.
+
+def _shift_in_place(x: torch.Tensor, num_segments: int, groups: tuple[_Group, ...],
+                    keep: bool) -> Callable[[], None]:
+    """Shift ``x`` in place; return what undoes it (with ``keep``; else it does nothing).
+
+    Contiguous and channels-last CPU frames take the native kernels (:mod:`tsmnet.native`):
+    one pass that moves each fold one frame along time, keeping only the frame it drops, and
+    one pass back. The PyTorch ops instead keep the folds aside (they are adjacent from
+    channel 0), write them back shifted from there, and put them back to undo.
     """
     kernels = native.kernels()
     if kernels is not None and native.usable(x):
         fold, dirs = native.fold_and_dirs(groups)
         edges = kernels.shift_(x, num_segments, fold, dirs, keep)
-        return (lambda: kernels.unshift_(x, num_segments, fold, dirs, edges)) if keep else None
+        if not keep:
+            return _keep_nothing
+        return lambda: kernels.unshift_(x, num_segments, fold, dirs, edges)
     nt, c, h, w = x.shape
     t = num_segments
     x5 = x.view(nt // t, t, c, h, w) if x.is_contiguous() else (
@@ -66,7 +72,7 @@ def _shift_in_place(x: torch.Tensor, num_segments: int, groups: tuple[_Group, ..
         elif t > 1:  # frame i reads frame i - 1
             x5[:, 1:, lo:hi].copy_(kept[:, :-1, lo:hi])
         x5[:, t - 1 if d > 0 else 0, lo:hi].zero_()  # the frame outside the clip
-    return (lambda: region.copy_(kept)) if keep else None
+    return (lambda: region.copy_(kept)) if keep else _keep_nothing
 
 
 def shift_in_place_(x: torch.Tensor, num_segments: int,
@@ -86,4 +92,4 @@ def shifted_in_place(x: torch.Tensor, num_segments: int,
     try:
         yield x
     finally:
-        undo()  # type: ignore[misc]  (keep=True always returns it)
+        undo()
