@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from tsmnet import native
 from tsmnet.commands.bench import add_arguments, run_suite, table
 
 
@@ -27,6 +28,13 @@ def test_every_figure_is_reported_with_its_spread(capsys) -> None:
         assert 0 < q1 <= report[fig]['tsm / no_shift'] <= q3
         assert set(report[fig]['times_s']) >= {'tsm', 'no_shift'}
     assert 0 < report['infer']['tsm_fused / tsm']
+    if native.kernels() is not None:  # the PyTorch ops alone, timed beside the kernels
+        assert report['config']['native_kernels'] == 'in use on the CPU'
+        for row in report['shift']:
+            q1, q3 = row['torch_fwd_spread']
+            assert 0 < q1 <= row['torch_fwd_ratio'] <= q3
+        for fig in ('infer', 'train'):
+            assert {'tsm_torch / no_shift', 'tsm / tsm_torch'} <= set(report[fig])
     assert report['memory']['bytes']['tsm'] > 0
     text = table(report)
     assert 'infer: ResNetTSM / no shift' in text and 'q1-q3' in text

@@ -19,7 +19,7 @@ gives each candidate's median time. The figures:
 - ``memory``: bytes of the distinct activation storages that autograd saves during one
   training forward (``torch.autograd.graph.saved_tensors_hooks``; parameters excluded).
 
-Where the shift runs tsmnet's native kernels (contiguous frames on the CPU:
+Where the shift runs tsmnet's native kernels (contiguous or channels-last frames on the CPU:
 :mod:`tsmnet.native`), the shift and model figures also time the same shift and the same
 model with the PyTorch ops alone (``PyTorch ops alone`` rows, ``*_torch`` in the JSON).
 
