@@ -180,3 +180,13 @@ def test_a_failed_build_falls_back_and_says_why(monkeypatch):
     assert native.why_not() == 'RuntimeError: no compiler here'
     assert any('native shift kernels unavailable (RuntimeError: no compiler here)' in m
                for m in logged), logged
+
+
+def test_nothing_is_built_for_frames_the_kernels_do_not_take():
+    code = ('import torch; from tsmnet import native, temporal_shift; '
+            'temporal_shift(torch.randn(4, 16, 2, 4)[..., ::2], 2); '
+            'print(native._kernels is native._UNSET)')
+    env = {k: v for k, v in os.environ.items() if k != native.ENV_SWITCH}
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == 'True'

@@ -53,8 +53,8 @@ def _shift_in_place(x: torch.Tensor, num_segments: int, groups: tuple[_Group, ..
     one pass back. The PyTorch ops instead keep the folds aside (they are adjacent from
     channel 0), write them back shifted from there, and put them back to undo.
     """
-    kernels = native.kernels()
-    if kernels is not None and native.usable(x):
+    kernels = native.kernels_for(x)
+    if kernels is not None:
         fold, dirs = native.fold_and_dirs(groups)
         edges = kernels.shift_(x, num_segments, fold, dirs, keep)
         if not keep:

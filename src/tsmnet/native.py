@@ -46,6 +46,12 @@ def kernels() -> Any:
     return _kernels
 
 
+def kernels_for(x: torch.Tensor) -> Any:
+    """The kernels where they take ``x`` (:func:`usable`), else None. ``x`` is looked at
+    first, so a program that never shifts a CPU tensor never builds them."""
+    return kernels() if usable(x) else None
+
+
 def why_not() -> str:
     """Why the native kernels are not in use ('' when they are, or before the first use)."""
     return _why_not

@@ -168,8 +168,8 @@ def _shift_copy(x: torch.Tensor, num_segments: int,
     the unshifted channels, each shifted fold, and a zero frame per fold. The result has the
     memory format of ``x``. Python overhead counts here: it runs once per shift site.
     """
-    kernels = native.kernels()
-    if kernels is not None and native.usable(x):
+    kernels = native.kernels_for(x)
+    if kernels is not None:
         return kernels.shift_copy(x, num_segments, *native.fold_and_dirs(groups))
     if x.is_contiguous():
         plan = _row_plan(x.shape, num_segments, groups, x.device)

@@ -304,7 +304,7 @@ def native_ab(x: Any) -> bool:
     that a run with the PyTorch ops alone is a different candidate worth timing beside it."""
     from tsmnet import native
 
-    return native.kernels() is not None and native.usable(x)
+    return native.kernels_for(x) is not None
 
 
 def bench_models(args: argparse.Namespace, models: dict[str, Any], x: Any, timer: Timer,
