@@ -3,9 +3,8 @@
 from . import registry  # noqa: F401  (MMEngine registries, MMAction2 drop-in)
 from .fuse import fuse_conv_bn
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
+from .models import ResNet, ResNetTSM
 from .ops import temporal_shift
-from .resnet import ResNet
-from .resnet_tsm import ResNetTSM
 from .safe_globals import register_safe_globals  # noqa: F401  (on import: Runner ckpts load)
 from .stream import TSMStream
 

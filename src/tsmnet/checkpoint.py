@@ -202,7 +202,7 @@ def read_state_dict(source: str | Path) -> StateDict:
 
 def _plain_resnet_keys(model: nn.Module) -> set[str]:
     """Keys (unwrapped) that the plain 2D ResNet under ``model`` has."""
-    from .resnet import ResNet
+    from .models.resnet import ResNet
 
     plain = ResNet(model.depth, in_channels=model.in_channels, num_stages=model.num_stages,
                    out_indices=model.out_indices, strides=model.strides,

@@ -325,7 +325,7 @@ def infer_arch(backbone: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         ``is_shift``, ``shift_place``, ``temporal_pool``, ``non_local`` (one tuple of 0/1 per
         stage) and ``non_local_sub_sample``.
     """
-    from .resnet import Bottleneck, ResNet
+    from .models.resnet import Bottleneck, ResNet
 
     blocks: dict[int, set[int]] = {}
     non_local: dict[tuple[int, int], bool] = {}

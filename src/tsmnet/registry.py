@@ -35,8 +35,7 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import Registry
 
-from .resnet import ResNet
-from .resnet_tsm import ResNetTSM
+from .models import ResNet, ResNetTSM
 
 __all__ = ['DROP_IN_NAMES', 'MMACTION_DROP_IN', 'MODELS', 'MODEL_WRAPPERS', 'RUNNERS',
            'install_mmaction_drop_in']

@@ -27,8 +27,8 @@ from mmcv.cnn.bricks.non_local import _NonLocalNd
 from torch import nn
 
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
-from .resnet import ResNet
-from .resnet_tsm import ResNetTSM
+from .models.resnet import ResNet
+from .models.resnet_tsm import ResNetTSM
 
 Features = torch.Tensor | tuple[torch.Tensor, ...]
 

@@ -24,7 +24,7 @@ import torch
 from mmengine.logging import MMLogger, print_log
 from torch import nn
 
-from ..resnet_tsm import ResNetTSM
+from ..models.resnet_tsm import ResNetTSM
 from .config import DemoConfig
 from .data import MotionDirection
 
