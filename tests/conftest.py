@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as mmaction_standin
+from tsmnet.mmaction_compat import import_mmaction_models, mmaction_available
 
-from mmaction_standin import import_mmaction_models, mmaction_available  # noqa: E402
+sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as synthetic_video
 
 
 @pytest.fixture(scope='session')

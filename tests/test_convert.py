@@ -374,7 +374,7 @@ def test_command_refuses_partial_and_allow_partial_writes(tmp_path, shapes, caps
     tv['extra.weight'] = torch.zeros(1)
     src, dst = tmp_path / 'tv.pth', tmp_path / 'out.pth'
     torch.save(tv, src)
-    assert main(['convert', str(src), str(dst), '--from', 'torchvision']) == 1
+    assert main(['convert', str(src), str(dst), '--from', 'torchvision']) == 2  # bad input: one line, exit 2
     out, err = capsys.readouterr()
     assert 'missing: 1\n  layer3.1.conv1.conv.net.weight' in out
     assert 'unexpected: 1\n  extra.weight' in out
@@ -445,7 +445,7 @@ def test_mmaction_checkpoint_with_message_hub(tmp_path, capsys):
     # a head that does not fit the backbone is reported
     state['module.cls_head.fc_cls.weight'] = torch.randn(7, 2048)
     torch.save({'state_dict': state}, src)
-    assert main(['convert', str(src), str(dst), '--from', 'mmaction']) == 1
+    assert main(['convert', str(src), str(dst), '--from', 'mmaction']) == 2
     assert 'cls_head.fc_cls.weight: checkpoint (7, 2048), model (7, 512)' in \
         capsys.readouterr().out
 

@@ -1,6 +1,7 @@
-"""Two-process DDP through MMEngine's Runner: ``torchrun --nproc_per_node=2`` runs MMAction2's own
-``tools/train.py`` with ``runner_type='tsmnet.Runner'`` (gloo on CPU). Both ranks end with the
-same parameters although each trained on its own half of the data."""
+"""Two-process DDP through MMEngine's Runner: ``torchrun --nproc_per_node=2 -m tsmnet train CONFIG
+--launcher pytorch`` runs MMAction2's own ``tools/train.py``, which on a CPU-only machine gets
+``runner_type='tsmnet.Runner'`` (gloo) from ``tsmnet train``. Both ranks end with the same
+parameters although each trained on its own half of the data."""
 
 from __future__ import annotations
 
@@ -15,10 +16,9 @@ from synthetic_video import write_config, write_rawframes
 
 import tsmnet  # noqa: F401  (allow-lists what MMEngine checkpoints hold, for weights_only=True)
 
-mmaction = pytest.importorskip('mmaction')
+pytest.importorskip('mmaction')
 
-LAUNCH = Path(__file__).parent / 'mmaction_launch.py'
-TRAIN_PY = Path(mmaction.__path__[0]) / '.mim' / 'tools' / 'train.py'
+HELPERS = Path(__file__).resolve().parent  # dump_params_hook.py
 
 
 @pytest.mark.slow
@@ -27,16 +27,18 @@ def test_torchrun_two_processes_keep_parameters_in_sync(tmp_path: Path) -> None:
     dump = tmp_path / 'ranks'
     cfg = write_config(
         tmp_path / 'config.py', tmp_path / 'data', ann, max_epochs=2, batch_size=2,
-        extra=(f"runner_type = 'tsmnet.Runner'\n"
+        extra=("custom_imports = dict(imports=['tsmnet', 'dump_params_hook'], "
+               "allow_failed_imports=False)\n"
                # a GPU setting: tsmnet.Runner turns SyncBN into BatchNorm on CPUs
                "model['backbone']['norm_cfg'] = dict(type='SyncBN', requires_grad=True)\n"
                f"custom_hooks = [dict(type='DumpParamsHook', out_dir={str(dump)!r})]\n"))
     work_dir = tmp_path / 'work'
-    env = dict(os.environ, OMP_NUM_THREADS='1')
+    env = dict(os.environ, OMP_NUM_THREADS='1',
+               PYTHONPATH=os.pathsep.join([str(HELPERS), os.environ.get('PYTHONPATH', '')]))
     env.pop('CUDA_VISIBLE_DEVICES', None)
     proc = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
-         str(LAUNCH), str(TRAIN_PY), str(cfg), '--launcher', 'pytorch',
+         '-m', 'tsmnet', 'train', str(cfg), '--launcher', 'pytorch',
          '--work-dir', str(work_dir)],
         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     # exit code 0 also shows the clean teardown (torch 2.13 aborts a process that exits with a

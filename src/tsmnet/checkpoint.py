@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,11 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
-from .convert import (
+from .keymap import (
     CONV1_KEY,
     StateDict,
     detect_format,
+    fill_num_batches_tracked,
     infer_arch,
     inflate_in_channels,
     split_recognizer,
@@ -29,6 +30,8 @@ from .convert import (
     timm_to_resnet,
     torchvision_to_resnet,
     tsm_to_mmaction,
+    unwrap_key,
+    wrap_state_dict,
 )
 from .safe_globals import register_safe_globals
 
@@ -44,21 +47,6 @@ class CheckpointMismatchError(ValueError):
 class UnsafeCheckpointError(ValueError):
     """A checkpoint needs globals that ``weights_only=True`` refuses: loading it could run
     code. The message names the file and the refused global."""
-
-
-def unwrap_key(key: str, wrap_names: Iterable[str]) -> str:
-    """Drop the path segments that wrappers insert (``layer1.0.conv1.conv.net.weight`` ->
-    ``layer1.0.conv1.conv.weight`` for ``wrap_names=('net',)``)."""
-    names = set(wrap_names)
-    return '.'.join(part for part in key.split('.') if part not in names)
-
-
-def wrap_state_dict(state_dict: Mapping[str, torch.Tensor], model_keys: Iterable[str],
-                    wrap_names: Iterable[str]) -> StateDict:
-    """Give plain ResNet keys the wrapper segments that ``model_keys`` have."""
-    wrap_names = tuple(wrap_names)
-    wrapped = {unwrap_key(k, wrap_names): k for k in model_keys}
-    return {wrapped.get(k, k): v for k, v in state_dict.items()}
 
 
 def wrap_names_of(model: nn.Module) -> tuple[str, ...]:
@@ -78,6 +66,7 @@ class LoadReport:
     new_modules: list[str] = field(default_factory=list)  # keys a 2D ResNet has no weight for
     skipped: list[str] = field(default_factory=list)  # unbuilt stages, recognizer head keys
     inflated: list[str] = field(default_factory=list)  # stem conv fitted to in_channels
+    filled: list[str] = field(default_factory=list)  # num_batches_tracked the file lacked
     source_format: str = ''  # the layout the file was read as (convert.detect_format)
 
     @property
@@ -91,6 +80,9 @@ class LoadReport:
         if self.inflated:
             lines.append(f'input channels of {_short(self.inflated)} inflated (RGB filters '
                          f'averaged and repeated, as TSN does)')
+        if self.filled:
+            lines.append(f'{len(self.filled)} num_batches_tracked buffers the file lacks '
+                         f'(saved before PyTorch 0.4.1) filled with 0')
         if self.new_modules:
             lines.append(f'{len(self.new_modules)} keys of modules a 2D ResNet lacks keep their '
                          f'initialisation: {_short(self.new_modules)}')
@@ -201,14 +193,13 @@ def read_state_dict(source: str | Path) -> StateDict:
 
 
 def _plain_resnet_keys(model: nn.Module) -> set[str]:
-    """Keys (unwrapped) that the plain 2D ResNet under ``model`` has."""
-    from .models.resnet import ResNet
-
-    plain = ResNet(model.depth, in_channels=model.in_channels, num_stages=model.num_stages,
-                   out_indices=model.out_indices, strides=model.strides,
-                   dilations=model.dilations, style=model.style, conv_cfg=model.conv_cfg,
-                   norm_cfg=model.norm_cfg, act_cfg=model.act_cfg)
-    return set(plain.state_dict())
+    """Keys (unwrapped) that a 2D checkpoint can fill in ``model``: the model's own answer
+    (``ResNet.plain_resnet_keys()``), else all its keys with the wrapper segments removed."""
+    get = getattr(model, 'plain_resnet_keys', None)
+    if get is not None:
+        return set(get())
+    wrap_names = wrap_names_of(model)
+    return {unwrap_key(k, wrap_names) for k in model.state_dict()}
 
 
 def match_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
@@ -299,25 +290,29 @@ def to_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
     Returns:
         The converted state dict, and whether it came from a 2D ImageNet ResNet (whose
         missing non-local weights are expected). Recognizer keys outside the backbone
-        (``cls_head.``...) are listed in ``report.skipped``.
+        (``cls_head.``...) are listed in ``report.skipped``, ``num_batches_tracked``
+        buffers the file lacks (every layout) are filled with 0 and listed in
+        ``report.filled``.
     """
     fmt = detect_format(state_dict)
     report.source_format = fmt
     if fmt == 'torchvision':
-        converted = timm_to_resnet(state_dict)  # timm's plain ResNets share torchvision's keys
+        # timm's plain ResNets share torchvision's keys
+        converted = timm_to_resnet(state_dict, fill_tracked=False)
         report.skipped.extend(k for k in state_dict if re.match(r'^(module\.)?fc\.', k))
         stem = converted.get(CONV1_KEY)
         if stem is not None and stem.dim() == 4 and stem.shape[1] != model.in_channels:
             converted = inflate_in_channels(converted, model.in_channels)
             report.inflated.append(CONV1_KEY)
-        return wrap_state_dict(converted, model.state_dict(), wrap_names_of(model)), True
+        converted = wrap_state_dict(converted, model.state_dict(), wrap_names_of(model))
+        return fill_num_batches_tracked(converted, report.filled), True
     if fmt in ('tsm', 'mmaction'):
-        recognizer = tsm_to_mmaction(state_dict) if fmt == 'tsm' else \
+        recognizer = tsm_to_mmaction(state_dict, fill_tracked=False) if fmt == 'tsm' else \
             strip_data_parallel(state_dict)
         backbone, rest = split_recognizer(recognizer)
         report.skipped.extend(rest)
-        return backbone, False
-    return strip_data_parallel(state_dict), False
+        return fill_num_batches_tracked(backbone, report.filled), False
+    return fill_num_batches_tracked(strip_data_parallel(state_dict), report.filled), False
 
 
 def load_pretrained(model: nn.Module, source: str | Path, *, torchvision: bool,

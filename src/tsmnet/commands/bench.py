@@ -23,8 +23,8 @@ Where the shift runs tsmnet's native kernels (contiguous or channels-last frames
 :mod:`tsmnet.native`), the shift and model figures also time the same shift and the same
 model with the PyTorch ops alone (``PyTorch ops alone`` rows, ``*_torch`` in the JSON).
 
-MMAction2's class is imported through ``tests/mmaction_standin.py`` of a source checkout
-(the PyPI wheel of mmaction2 1.2.0 cannot ``import mmaction.models`` by itself); without it
+MMAction2's class is imported through :mod:`tsmnet.mmaction_compat` (the PyPI wheel of
+mmaction2 1.2.0 cannot ``import mmaction.models`` by itself); without MMAction2
 the MMAction2 figures are left out and say why. Output: a table, then the JSON object of all
 figures on the last line (``--json PATH`` writes it to a file too). Timings on a GPU
 synchronise the device around each measurement.
@@ -33,7 +33,6 @@ synchronise the device around each measurement.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -42,6 +41,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from ..archs import RESNET_DEPTHS
+from ..fileio import write_text
+from ..mmaction_compat import import_mmaction_models, mmaction_available
 
 DTYPES = ('fp32', 'fp16', 'bf16')
 FIGURES = ('shift', 'infer', 'train', 'memory')
@@ -120,19 +123,13 @@ def medians(times: dict[str, list[float]]) -> dict[str, float]:
 # --------------------------------------------------------------------------- models
 def _mmaction_resnet_tsm() -> tuple[type | None, str]:
     """MMAction2's ``ResNetTSM`` class, or None and the reason it is not available."""
-    if importlib.util.find_spec('mmaction') is None:
+    if not mmaction_available():
         return None, 'mmaction2 is not installed'
-    standin = Path(__file__).resolve().parents[3] / 'tests' / 'mmaction_standin.py'
-    if standin.is_file():
-        spec = importlib.util.spec_from_file_location('_tsmnet_bench_mmaction_standin', standin)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.install_drn_standin()
     try:
-        from mmaction.models import ResNetTSM
+        models = import_mmaction_models()  # with the stand-in where the wheel lacks drn
     except ImportError as err:
-        return None, f'mmaction.models does not import ({err}); run from a source checkout'
-    return ResNetTSM, ''
+        return None, f'mmaction.models does not import ({err})'
+    return models.ResNetTSM, ''
 
 
 def _init_(model: Any, seed: int) -> None:
@@ -514,7 +511,7 @@ def run(args: argparse.Namespace) -> int:
     print(table(report))
     text = json.dumps(report, sort_keys=True)
     if args.json:
-        Path(args.json).write_text(text + '\n')
+        write_text(args.json, text + '\n')
     print(text)
     return 0
 
@@ -532,7 +529,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='precision of models and input (default fp32)')
     parser.add_argument('--channels-last', action='store_true',
                         help='channels-last models and input (default: contiguous)')
-    parser.add_argument('--depth', type=int, default=50, choices=(18, 34, 50, 101, 152),
+    parser.add_argument('--depth', type=int, default=50, choices=RESNET_DEPTHS,
                         help='ResNet depth (default 50)')
     parser.add_argument('--num-segments', type=_positive, default=8,
                         help='frames per clip T (default 8)')

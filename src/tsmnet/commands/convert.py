@@ -6,192 +6,32 @@ The output is MMAction2's recognizer layout, ``{'state_dict': {'backbone.â€¦': â
 ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``, tsmnet with
 ``ResNetTSM(..., pretrained=DST)``. Every converted key is checked against a tsmnet
 ``ResNetTSM`` of the architecture the file holds; a partial result is not written unless
-``--allow-partial`` is given.
+``--allow-partial`` is given. DST is written atomically: a failed write leaves a previous
+file intact.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-NON_LOCAL_CFG: dict[str, Any] = dict(  # MMAction2's TSM non-local configs
-    sub_sample=True, use_scale=False, norm_cfg=dict(type='BN3d', requires_grad=True),
-    mode='embedded_gaussian')
+from ..archs import RESNET_DEPTHS
+from ..conversion import Conversion, convert_checkpoint, save_conversion
+from ..keymap import SOURCE_FORMATS
+from ..models.resnet_tsm import SHIFT_PLACES
+from .errors import CommandError
 
-
-@dataclass
-class Conversion:
-    """What ``tsmnet convert`` did: the keys written and the account of them."""
-
-    state_dict: dict[str, Any]
-    arch: dict[str, Any]
-    report: Any  # tsmnet.checkpoint.LoadReport of the backbone
-    head_keys: list[str] = field(default_factory=list)
-    head_mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(
-        default_factory=list)
-    unexpected: list[str] = field(default_factory=list)  # outside backbone and head
-
-    @property
-    def complete(self) -> bool:
-        return self.report.complete and not (self.head_mismatched or self.unexpected)
-
-    def summary(self) -> str:
-        r = self.report
-        a = self.arch
-        shift = f"shift_place={a['shift_place']}" if a['is_shift'] else 'no shift'
-        lines = [
-            f"architecture: ResNet-{a['depth']}, {shift}, temporal_pool={a['temporal_pool']}, "
-            f"non-local blocks={sum(map(sum, a['non_local']))}, in_channels={a['in_channels']}",
-            f'converted: {len(r.loaded)} backbone keys, {len(self.head_keys)} head keys',
-            f'missing: {len(r.missing)}{_list(r.missing)}',
-            f'unexpected: {len(r.unexpected) + len(self.unexpected)}'
-            f'{_list(r.unexpected + self.unexpected)}',
-        ]
-        mismatched = r.mismatched + self.head_mismatched
-        lines.append(f'shape-mismatched: {len(mismatched)}' + ''.join(
-            f'\n  {k}: checkpoint {tuple(s)}, model {tuple(m)}' for k, s, m in mismatched))
-        if r.inflated:
-            lines.append(f'inflated to {a["in_channels"]} input channels: {", ".join(r.inflated)}')
-        return '\n'.join(lines)
-
-
-def _list(keys: list[str]) -> str:
-    return ''.join(f'\n  {k}' for k in keys)
-
-
-def _build_backbone(arch: dict[str, Any]):
-    from tsmnet import ResNetTSM
-
-    has_nl = any(map(any, arch['non_local']))
-    nl_cfg = dict(NON_LOCAL_CFG, sub_sample=arch['non_local_sub_sample']) if has_nl else None
-    return ResNetTSM(arch['depth'], num_segments=8, is_shift=arch['is_shift'],
-                     shift_place=arch['shift_place'], temporal_pool=arch['temporal_pool'],
-                     non_local=arch['non_local'], non_local_cfg=nl_cfg,
-                     in_channels=arch['in_channels'], num_stages=arch['num_stages'],
-                     out_indices=(arch['num_stages'] - 1,),
-                     strides=(1, 2, 2, 2)[:arch['num_stages']],
-                     dilations=(1, 1, 1, 1)[:arch['num_stages']])
-
-
-def convert_checkpoint(src: str | Path, source_format: str, *, depth: int | None = None,
-                       in_channels: int | None = None, shift_place: str = 'blockres',
-                       is_shift: bool = True, temporal_pool: bool = False) -> Conversion:
-    """Read ``src`` and convert it to MMAction2 recognizer keys, checked against tsmnet.
-
-    Args:
-        src: The checkpoint file (``.pth``/``.safetensors``).
-        source_format: ``'torchvision'``, ``'timm'``, ``'tsm'`` or ``'mmaction'``.
-        depth: The ResNet depth the file must hold. Defaults to None, read off the keys.
-        in_channels: Input channels of the result; the stem conv is inflated (TSN) when the
-            file has another number. Defaults to None, the file's.
-        shift_place, is_shift, temporal_pool: The TSM structure to write 2D (torchvision,
-            timm) weights for; video checkpoints carry their own. Defaults: ``'blockres'``,
-            True, False.
-
-    Raises:
-        ValueError: Unknown format, or a file of another layout or architecture.
-    """
-    from tsmnet.checkpoint import match_state_dict, read_state_dict, wrap_names_of, wrap_state_dict
-    from tsmnet.convert import (
-        BACKBONE_PREFIX,
-        CONV1_KEY,
-        CONVERTERS,
-        HEAD_PREFIX,
-        SOURCE_FORMATS,
-        detect_format,
-        infer_arch,
-        inflate_in_channels,
-        split_recognizer,
-    )
-
-    if source_format not in SOURCE_FORMATS:
-        raise ValueError(f'source_format must be one of {SOURCE_FORMATS}, got {source_format!r}')
-    raw = read_state_dict(src)
-    found = detect_format(raw)
-    expected = 'torchvision' if source_format in ('torchvision', 'timm') else source_format
-    if found != expected:
-        raise ValueError(f'{src} is not a {source_format} checkpoint: its keys look like the '
-                         f'{found} layout (e.g. {next(iter(raw))!r})')
-    converted = CONVERTERS[source_format](raw)
-    if expected == 'torchvision':
-        backbone, rest = converted, {}
-        arch = infer_arch(backbone)
-        arch.update(is_shift=is_shift, shift_place=shift_place, temporal_pool=temporal_pool)
-    else:
-        backbone, rest = split_recognizer(converted)
-        arch = infer_arch(backbone)
-    if arch['depth'] is None:
-        raise ValueError(f'{src}: its block counts match no ResNet depth (18/34/50/101/152)')
-    if depth is not None and depth != arch['depth']:
-        raise ValueError(f'{src} holds a ResNet-{arch["depth"]}, not the ResNet-{depth} that '
-                         f'--depth asks for')
-    inflated = []
-    if in_channels is not None and arch['in_channels'] not in (None, in_channels):
-        backbone = inflate_in_channels(backbone, in_channels)
-        inflated.append(CONV1_KEY)
-        arch['in_channels'] = in_channels
-    if arch['in_channels'] is None:
-        arch['in_channels'] = 3 if in_channels is None else in_channels
-    model = _build_backbone(arch)
-    if expected == 'torchvision':
-        backbone = wrap_state_dict(backbone, model.state_dict(), wrap_names_of(model))
-    usable, report = match_state_dict(model, backbone, pretrained_2d=False)
-    report.inflated = inflated
-    report.source_format = source_format
-    conversion = Conversion(state_dict={}, arch=arch, report=report)
-    head: dict[str, Any] = {}
-    for key, value in rest.items():
-        if not key.startswith(HEAD_PREFIX):
-            conversion.unexpected.append(key)
-            continue
-        if key == f'{HEAD_PREFIX}fc_cls.weight' and value.shape[-1] != model.feat_dim:
-            conversion.head_mismatched.append((key, tuple(value.shape),
-                                               (value.shape[0], model.feat_dim)))
-            continue
-        head[key] = value
-    conversion.head_keys = sorted(head)
-    conversion.state_dict = {BACKBONE_PREFIX + k: v for k, v in usable.items()}
-    conversion.state_dict.update(head)
-    return conversion
-
-
-def save_conversion(conversion: Conversion, dst: str | Path, src: str | Path,
-                    source_format: str) -> None:
-    """Write ``{'state_dict': ..., 'meta': ...}`` as MMAction2 checkpoints are."""
-    from collections import OrderedDict
-
-    import torch
-
-    import tsmnet
-
-    arch = dict(conversion.arch)
-    meta = dict(tsmnet_version=tsmnet.__version__, converted_from=str(src),
-                source_format=source_format, complete=conversion.complete,
-                arch={k: (list(map(list, v)) if k == 'non_local' else v)
-                      for k, v in arch.items()})
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({'state_dict': OrderedDict(conversion.state_dict), 'meta': meta}, str(dst))
+__all__ = ['Conversion', 'add_parser', 'convert_checkpoint', 'run', 'save_conversion']
 
 
 def run(args: argparse.Namespace) -> int:
-    from tsmnet.checkpoint import UnsafeCheckpointError
-
-    try:
-        conversion = convert_checkpoint(
-            args.src, args.source_format, depth=args.depth, in_channels=args.in_channels,
-            shift_place=args.shift_place, is_shift=not args.no_shift,
-            temporal_pool=args.temporal_pool)
-    except (FileNotFoundError, UnsafeCheckpointError, ValueError) as err:
-        print(f'tsmnet convert: error: {err}', file=sys.stderr)
-        return 2
+    conversion = convert_checkpoint(
+        args.src, args.source_format, depth=args.depth, in_channels=args.in_channels,
+        shift_place=args.shift_place, is_shift=not args.no_shift,
+        temporal_pool=args.temporal_pool)
     print(conversion.summary())
     if not conversion.complete and not args.allow_partial:
-        print(f'tsmnet convert: error: the conversion of {args.src} is partial; nothing '
-              f'written (pass --allow-partial to write the keys that fit)', file=sys.stderr)
-        return 1
+        raise CommandError(f'the conversion of {args.src} is partial; nothing written (pass '
+                           f'--allow-partial to write the keys that fit)')
     save_conversion(conversion, args.dst, args.src, args.source_format)
     state = 'complete' if conversion.complete else 'PARTIAL'
     print(f'wrote {args.dst} ({state}, {len(conversion.state_dict)} keys)')
@@ -204,15 +44,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='the checkpoint to convert (.pth or .safetensors)')
     parser.add_argument('dst', help='where to write the MMAction2-style checkpoint')
-    parser.add_argument('--from', dest='source_format', required=True,
-                        choices=('torchvision', 'timm', 'tsm', 'mmaction'),
+    parser.add_argument('--from', dest='source_format', required=True, choices=SOURCE_FORMATS,
                         help='the layout of SRC; tsm = the original mit-han-lab release')
-    parser.add_argument('--depth', type=int, choices=(18, 34, 50, 101, 152),
+    parser.add_argument('--depth', type=int, choices=RESNET_DEPTHS,
                         help='refuse SRC unless it holds a ResNet of this depth')
     parser.add_argument('--in-channels', type=int, default=None,
                         help='input channels of the result (e.g. 2 for optical flow): the '
                              'stem conv is inflated as TSN does (default: as in SRC)')
-    parser.add_argument('--shift-place', choices=('blockres', 'block'), default='blockres',
+    parser.add_argument('--shift-place', choices=SHIFT_PLACES, default='blockres',
                         help='TSM structure to write 2D weights for (default: blockres)')
     parser.add_argument('--no-shift', action='store_true',
                         help='write 2D weights for a ResNet without shift')

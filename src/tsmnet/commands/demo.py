@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..archs import RESNET_DEPTHS
+from .errors import CommandError
+
 DESCRIPTION = """\
 Make a synthetic video task (an object moving right or left; a clip of one class is a clip
 of the other played backwards, so both classes hold the same frames), train ResNetTSM and
@@ -23,7 +26,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         'demo', help='TSM vs per-frame averaging on a task only temporal order can solve',
         description=DESCRIPTION, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--steps', type=int, default=d.steps, help='training steps per model')
-    parser.add_argument('--depth', type=int, default=d.depth, choices=(18, 34, 50, 101, 152),
+    parser.add_argument('--depth', type=int, default=d.depth, choices=RESNET_DEPTHS,
                         help='ResNet depth')
     parser.add_argument('--num-segments', type=int, default=d.num_segments,
                         help='frames per clip')
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                          val_pairs=args.val_pairs, seed=args.seed, device=args.device,
                          out=args.out)
     except ValueError as err:
-        raise SystemExit(f'tsmnet demo: {err}') from err
+        raise CommandError(str(err)) from err
     console = Console()
     console.print(
         f'Task: clips of {cfg.num_segments} frames, {cfg.size}x{cfg.size}: an object moves right '

@@ -18,12 +18,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from ..archs import RESNET_ARCHS, RESNET_DEPTHS
 
 NON_LOCAL_MODES = ('dot_product', 'embedded_gaussian', 'gaussian')
 BACKBONE_TYPES = ('ResNetTSM', 'tsmnet.ResNetTSM')
-STAGE_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),
-                152: (3, 8, 36, 3)}
+STAGE_BLOCKS = {depth: arch.stage_blocks for depth, arch in RESNET_ARCHS.items()}
 
 
 def non_local_pattern(depth: int) -> tuple[tuple[int, ...], ...]:
@@ -160,13 +162,11 @@ def format_info(info: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     import tsmnet
 
-    try:
-        kwargs = (backbone_kwargs_from_config(args.config) if args.config
-                  else backbone_kwargs_from_args(args))
-        model = tsmnet.ResNetTSM(**kwargs)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f'tsmnet info: {err}', file=sys.stderr)
-        return 2
+    if args.config and not Path(args.config).is_file():
+        raise FileNotFoundError(f'config file not found: {args.config}')
+    kwargs = (backbone_kwargs_from_config(args.config) if args.config
+              else backbone_kwargs_from_args(args))
+    model = tsmnet.ResNetTSM(**kwargs)
     info = describe(model, args.size, flops=not args.no_flops)
     if args.config:
         info['config'] = args.config
@@ -180,7 +180,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', nargs='?', help='an MMAction2 config with a ResNetTSM backbone '
                         '(else the model is described by the options below)')
-    parser.add_argument('--depth', type=int, choices=sorted(STAGE_BLOCKS), default=50)
+    parser.add_argument('--depth', type=int, choices=RESNET_DEPTHS, default=50)
     parser.add_argument('--num-segments', type=int, default=8, help='frames per clip T')
     parser.add_argument('--shift-div', type=int, default=8)
     parser.add_argument('--shift-place', choices=('blockres', 'block'), default='blockres')
@@ -197,10 +197,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # `python -m tsmnet.commands.info`
-    parser = argparse.ArgumentParser(prog='tsmnet')
-    add_parser(parser.add_subparsers(dest='command'))
-    args = parser.parse_args(['info', *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    from ..cli import main as cli_main
+
+    return cli_main(['info', *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == '__main__':

@@ -22,6 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from ..archs import RESNET_DEPTHS
+from ..fileio import write_text
+from .errors import CommandError
+
 # MMAction2's ActionDataPreprocessor for TSM (RGB, 0..255)
 MEAN: tuple[float, float, float] = (123.675, 116.28, 103.53)
 STD: tuple[float, float, float] = (58.395, 57.12, 57.375)
@@ -33,7 +37,7 @@ def add_parser(subparsers: Any) -> None:
         description=__doc__.split('\n\n')[0] + '\n\n' + __doc__.split('\n\n')[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('video', nargs='?', help='a video file; a generated clip when omitted')
-    parser.add_argument('--depth', type=int, default=50, choices=(18, 34, 50, 101, 152),
+    parser.add_argument('--depth', type=int, default=50, choices=RESNET_DEPTHS,
                         help='ResNet depth (default: 50)')
     parser.add_argument('--frames', type=int, default=None,
                         help='frames to process (default: the whole video, 16 generated)')
@@ -151,9 +155,9 @@ def run(args: argparse.Namespace) -> int:
     from tsmnet.stream import TSMStream
 
     if args.frames is not None and args.frames < 1:
-        raise SystemExit(f'tsmnet stream: --frames must be >= 1, got {args.frames}')
+        raise CommandError(f'--frames must be >= 1, got {args.frames}')
     if args.size < 32:
-        raise SystemExit(f'tsmnet stream: --size must be >= 32, got {args.size}')
+        raise CommandError(f'--size must be >= 32, got {args.size}')
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -201,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f'frame {t:4d}  {record["ms"]:8.2f} ms  {what}')
     if not records:
-        raise SystemExit(f'tsmnet stream: no frame could be read from {source}')
+        raise CommandError(f'no frame could be read from {source}: expected a video file')
 
     latencies = sorted(r['ms'] for r in records[1:] or records)  # the first step allocates
     p90 = latencies[int(0.9 * (len(latencies) - 1))]
@@ -212,5 +216,5 @@ def run(args: argparse.Namespace) -> int:
         summary = {'source': source, 'depth': args.depth, 'size': args.size,
                    'device': str(device), 'median_ms': median, 'p90_ms': p90,
                    'frames': records}
-        Path(args.json_path).write_text(json.dumps(summary, indent=1) + '\n')
+        write_text(args.json_path, json.dumps(summary, indent=1) + '\n')
     return 0

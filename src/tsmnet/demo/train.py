@@ -24,6 +24,7 @@ import torch
 from mmengine.logging import MMLogger, print_log
 from torch import nn
 
+from ..fileio import atomic_write, write_text
 from ..models.resnet_tsm import ResNetTSM
 from .config import DemoConfig
 from .data import MotionDirection
@@ -212,8 +213,7 @@ def run_demo(cfg: DemoConfig,
               plot_path, classes=train_data.classes)
     results['files'] = {'results': str(out / 'results.json'), 'plot': str(plot_path)}
     results['total_time_s'] = time.perf_counter() - start
-    with open(out / 'results.json', 'w') as f:
-        json.dump(results, f, indent=1)
+    write_text(out / 'results.json', json.dumps(results, indent=1))
     print_log(f'tsmnet demo: wrote {out / "results.json"} and {plot_path}', logger='current',
               level=logging.DEBUG)
     return results
@@ -296,7 +296,8 @@ def save_plot(results: dict[str, Any], clips: torch.Tensor, labels: torch.Tensor
 
     buffer.seek(0)
     with Image.open(buffer) as image:
-        image.convert('RGB').quantize(colors=256).save(path, optimize=True)
+        with atomic_write(path) as f:
+            image.convert('RGB').quantize(colors=256).save(f, format='png', optimize=True)
 
 
 def format_table(results: dict[str, Any]) -> str:

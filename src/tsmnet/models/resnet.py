@@ -19,6 +19,9 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils import checkpoint as cp
 
+from ..archs import RESNET_ARCHS
+from ..checkpoint import load_pretrained
+
 Style = Literal['pytorch', 'caffe']
 STYLES: tuple[str, ...] = ('pytorch', 'caffe')
 
@@ -186,12 +189,10 @@ class ResNet(BaseModule):
             1 for ``BatchNorm2d``.
     """
 
+    # MMAction2's attribute (subclasses override it), derived from the one table in tsmnet.archs
     arch_settings: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, ...]]] = {
-        18: (BasicBlock, (2, 2, 2, 2)),
-        34: (BasicBlock, (3, 4, 6, 3)),
-        50: (Bottleneck, (3, 4, 6, 3)),
-        101: (Bottleneck, (3, 4, 23, 3)),
-        152: (Bottleneck, (3, 8, 36, 3)),
+        depth: (BasicBlock if arch.block == 'basic' else Bottleneck, arch.stage_blocks)
+        for depth, arch in RESNET_ARCHS.items()
     }
 
     def __init__(self, depth: int, pretrained: str | None = None, torchvision_pretrain: bool = True,
@@ -275,14 +276,22 @@ class ResNet(BaseModule):
                                 act_cfg=self.act_cfg)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
+    def plain_resnet_keys(self) -> set[str]:
+        """State-dict keys of the plain 2D ResNet with this model's structure arguments: the
+        keys a 2D (ImageNet) checkpoint can fill; subclasses' extra modules are not among
+        them."""
+        plain = ResNet(self.depth, in_channels=self.in_channels, num_stages=self.num_stages,
+                       out_indices=self.out_indices, strides=self.strides,
+                       dilations=self.dilations, style=self.style, conv_cfg=self.conv_cfg,
+                       norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        return set(plain.state_dict())
+
     def init_weights(self) -> None:
         """Load ``pretrained`` (converted from torchvision if ``torchvision_pretrain``), or
         initialise from ``init_cfg`` when there is no checkpoint."""
         if self.pretrained is None:
             super().init_weights()
             return
-        from ..checkpoint import load_pretrained  # the loader imports this module's classes
-
         load_pretrained(self, self.pretrained, torchvision=self.torchvision_pretrain)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from ..checkpoint import load_pretrained
 from ..layers import NL3DWrapper, TemporalPool, TemporalShift
 from ..ops import ShiftMode, check_num_segments, check_shift_div, check_shift_mode
 from .resnet import ResNet
@@ -170,8 +171,6 @@ class ResNetTSM(ResNet):
 
     def load_original_weights(self, logger: Any = None) -> None:
         """Load the 2D checkpoint ``pretrained`` (torchvision keys) into the wrapped network."""
-        from ..checkpoint import load_pretrained
-
         load_pretrained(self, self.pretrained, torchvision=True)
 
     def init_weights(self) -> None:
@@ -182,8 +181,6 @@ class ResNetTSM(ResNet):
         elif self.pretrained2d:
             self.load_original_weights()
         else:
-            from ..checkpoint import load_pretrained
-
             load_pretrained(self, self.pretrained, torchvision=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:

@@ -1,0 +1,98 @@
+"""Atomic file writes: every file tsmnet writes appears complete or not at all.
+
+Data goes to a temporary file in the destination's folder (so the final rename stays on one
+filesystem) and is renamed over the destination only once it is completely written and
+flushed to disk. A full disk, a crash or an interrupt therefore leaves the previous file
+intact and no partial one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+__all__ = ['WriteError', 'atomic_write', 'save_torch', 'write_bytes', 'write_text']
+
+
+class WriteError(OSError):
+    """A file could not be written; the previous file at that path, if any, is unchanged."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = 'wb', **open_kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; rename it to ``path`` when the block ends.
+
+    Args:
+        path: The destination. Its folder is created if needed.
+        mode: ``'wb'`` or ``'w'``. Defaults to ``'wb'``.
+        **open_kwargs: Passed to ``open`` (e.g. ``encoding='utf-8'``).
+
+    Raises:
+        WriteError: Writing failed (no space left, no permission...). The message says why in
+            one line; the temporary file is removed and ``path`` is untouched.
+    """
+    if mode not in ('w', 'wb'):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    except OSError as err:
+        raise _write_error(path, err) from err
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it a normal file's mode
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise _write_error(path, err) from err
+        raise
+
+
+def _write_error(path: Path, err: OSError) -> WriteError:
+    reason = err.strerror or str(err) or type(err).__name__
+    error = WriteError(f'cannot write {path}: {reason}; nothing was written there (a previous '
+                       f'file of that name is unchanged)')
+    error.errno = err.errno
+    return error
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_write`)."""
+    with atomic_write(path, 'wb') as f:
+        f.write(data)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`)."""
+    with atomic_write(path, 'w', encoding='utf-8') as f:
+        f.write(text)
+
+
+def save_torch(obj: Any, path: str | Path) -> None:
+    """``torch.save(obj, path)``, atomically.
+
+    The object is serialised in memory first, so that a failing write surfaces as the
+    ``OSError`` it is (``torch.save`` into a file reports it as a ``RuntimeError``).
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getvalue())
