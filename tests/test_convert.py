@@ -24,6 +24,7 @@ from tsmnet import ResNetTSM
 from tsmnet.checkpoint import load_pretrained, read_checkpoint
 from tsmnet.cli import main
 from tsmnet.convert import (
+    convert_checkpoint,
     detect_format,
     fold_conv_bias_into_bn,
     infer_arch,
@@ -374,7 +375,7 @@ def test_command_refuses_partial_and_allow_partial_writes(tmp_path, shapes, caps
     tv['extra.weight'] = torch.zeros(1)
     src, dst = tmp_path / 'tv.pth', tmp_path / 'out.pth'
     torch.save(tv, src)
-    assert main(['convert', str(src), str(dst), '--from', 'torchvision']) == 2  # bad input: one line, exit 2
+    assert main(['convert', str(src), str(dst), '--from', 'torchvision']) == 2  # bad input: exit 2
     out, err = capsys.readouterr()
     assert 'missing: 1\n  layer3.1.conv1.conv.net.weight' in out
     assert 'unexpected: 1\n  extra.weight' in out
@@ -468,3 +469,42 @@ def test_converted_torchvision_loads_in_both_backbones(tmp_path, shapes, mmactio
         assert torch.equal(value, written[f'backbone.{key}']), key
         assert torch.equal(value, theirs.state_dict()[key]), key
     assert torch.equal(ours.layer1[0].conv1.conv.net.weight, tv['layer1.0.conv1.weight'])
+
+
+# --- num_batches_tracked: every layout fills what the file lacks ----------------------------
+
+def _untracked(source_format: str, shapes) -> dict:
+    """An R18 checkpoint of ``source_format`` whose BN layers lack ``num_batches_tracked``
+    (saved by PyTorch < 0.4.1, or filtered by a script)."""
+    tv = random_state_dict(shapes['resnet18'])
+    if source_format in ('torchvision', 'timm'):
+        state = tv
+    elif source_format == 'tsm':
+        state = original_tsm_checkpoint(tv, shift_place='blockres')['state_dict']
+    else:  # mmaction: a recognizer checkpoint as MMEngine saves it
+        state = {f'backbone.{k}': v for k, v in
+                 ResNetTSM(18, num_segments=8, pretrained=None).state_dict().items()}
+    return {k: v for k, v in state.items() if not k.endswith('num_batches_tracked')}
+
+
+@pytest.mark.parametrize('source_format', ['torchvision', 'timm', 'tsm', 'mmaction'])
+def test_every_layout_fills_num_batches_tracked(tmp_path, shapes, source_format, capsys):
+    src, dst = tmp_path / 'src.pth', tmp_path / 'dst.pth'
+    torch.save(_untracked(source_format, shapes), src)
+    bns = [k for k in ResNetTSM(18, num_segments=8).state_dict()
+           if k.endswith('num_batches_tracked')]
+    # the library conversion: complete, and the buffers reported as filled, not missing
+    conversion = convert_checkpoint(src, source_format)
+    assert conversion.complete, conversion.summary()
+    assert sorted(conversion.report.filled) == sorted(bns)
+    assert not conversion.report.missing
+    assert all(conversion.state_dict[f'backbone.{k}'].item() == 0 for k in bns)
+    # the command writes it
+    assert main(['convert', str(src), str(dst), '--from', source_format]) == 0
+    assert f'filled with 0 (num_batches_tracked the file lacks): {len(bns)}' in \
+        capsys.readouterr().out
+    # and loading the file directly reports the same
+    model = ResNetTSM(18, num_segments=8)
+    report = load_pretrained(model, src, torchvision=source_format in ('torchvision', 'timm'))
+    assert report.complete and sorted(report.filled) == sorted(bns)
+    assert 'num_batches_tracked buffers the file lacks' in report.describe()
