@@ -45,6 +45,7 @@ from typing import Any
 from ..archs import RESNET_DEPTHS
 from ..fileio import write_text
 from ..mmaction_compat import import_mmaction_models, mmaction_available
+from .errors import CommandError
 
 DTYPES = ('fp32', 'fp16', 'bf16')
 FIGURES = ('shift', 'infer', 'train', 'memory')
@@ -507,6 +508,8 @@ def table(report: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json and Path(args.json).is_dir():  # refused before minutes of timing, not after
+        raise CommandError(f'--json must be a file path, got the folder {args.json}')
     report = run_suite(args)
     print(table(report))
     text = json.dumps(report, sort_keys=True)

@@ -101,7 +101,12 @@ def read_video(path: str, frames: int | None = None,
     if video is not None:
         count = len(video) if frames is None else min(frames, len(video))
         for i in range(count):
-            yield video[i].asnumpy()
+            try:
+                frame = video[i].asnumpy()
+            except Exception as err:  # decord opens some non-videos, then cannot seek
+                raise ValueError(f'cannot decode frame {i} of {path}: expected a video file '
+                                 f'({err})') from err
+            yield frame
         return
     import cv2
 

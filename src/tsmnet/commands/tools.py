@@ -38,12 +38,21 @@ def with_cpu_runner(config: str, options: Sequence[str]) -> list[str]:
     options = list(options)
     if _launcher(options) != 'pytorch' or torch.cuda.is_available():
         return options
-    if 'runner_type' in Config.fromfile(config):
+    if 'runner_type' in read_config(config):
         return options
     if '--cfg-options' in options:  # one --cfg-options only: a second would replace the first
         i = options.index('--cfg-options')
         return [*options[:i + 1], f'runner_type={CPU_RUNNER}', *options[i + 1:]]
     return [*options, '--cfg-options', f'runner_type={CPU_RUNNER}']
+
+
+def read_config(path: str) -> Config:
+    """Read an MMAction2 config, or raise a ``CommandError`` that names the file."""
+    try:
+        return Config.fromfile(path)
+    except Exception as err:  # SyntaxError, ImportError of its custom_imports, ...
+        raise CommandError(f'cannot read {path} as an MMAction2 config: '
+                           f'{type(err).__name__}: {err}') from err
 
 
 def check_file(path: str, what: str) -> None:
@@ -62,6 +71,7 @@ def run_tool(name: str, args: argparse.Namespace) -> int:
         check_file(args.checkpoint, 'checkpoint file')
         positional.append(args.checkpoint)
     mmaction_tool(name)  # MMAction2 installed, with its tools: else one clear line
+    read_config(args.config)  # its errors name the file; the script's would not
     options = with_cpu_runner(args.config, args.options)
     try:
         run_mmaction_tool(name, [*positional, *options], prog=f'tsmnet {name}')
