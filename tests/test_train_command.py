@@ -43,7 +43,7 @@ def test_options_pass_through_unchanged(tmp_path: Path, capsys) -> None:
     cfg = write_config(tmp_path / 'config.py', tmp_path, tmp_path / 'ann.txt')
     assert main(['train', str(cfg), '--help']) == 0
     out = capsys.readouterr().out
-    assert out.startswith('usage: tsmnet train') and '--resume' in out and '--launcher' in out
+    assert out.startswith('usage: train.py') and '--resume' in out and '--launcher' in out
 
 
 def test_cpu_runner_only_where_needed(tmp_path: Path, monkeypatch) -> None:

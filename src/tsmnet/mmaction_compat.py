@@ -106,7 +106,7 @@ def mmaction_tool(name: Tool) -> Path:
     return script
 
 
-def run_mmaction_tool(name: Tool, argv: Sequence[str], prog: str | None = None) -> None:
+def run_mmaction_tool(name: Tool, argv: Sequence[str]) -> None:
     """Run MMAction2's ``tools/{name}.py`` with ``argv`` in this process, as ``__main__``.
 
     tsmnet is imported (it is, since this module is part of it) and the stand-in applied
@@ -115,7 +115,6 @@ def run_mmaction_tool(name: Tool, argv: Sequence[str], prog: str | None = None) 
     Args:
         name: ``'train'`` or ``'test'``.
         argv: The script's arguments (``CONFIG [CHECKPOINT] [options...]``).
-        prog: The program name its own argument errors show. Defaults to the script path.
 
     Raises:
         FileNotFoundError: See :func:`mmaction_tool`.
@@ -124,7 +123,7 @@ def run_mmaction_tool(name: Tool, argv: Sequence[str], prog: str | None = None) 
     script = mmaction_tool(name)
     install_drn_standin()
     saved_argv, saved_path = sys.argv[:], sys.path[:]
-    sys.argv = [prog or str(script), *argv]
+    sys.argv = [str(script), *argv]  # runpy names the script argv[0] in any case
     sys.path.insert(0, str(script.parent))  # as `python tools/train.py` would have it
     try:
         runpy.run_path(str(script), run_name='__main__')

@@ -74,7 +74,7 @@ def run_tool(name: str, args: argparse.Namespace) -> int:
     read_config(args.config)  # its errors name the file; the script's would not
     options = with_cpu_runner(args.config, args.options)
     try:
-        run_mmaction_tool(name, [*positional, *options], prog=f'tsmnet {name}')
+        run_mmaction_tool(name, [*positional, *options])
     except SystemExit as done:  # the script's own argparse (--help, a bad option)
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
     return 0
