@@ -13,6 +13,8 @@ from tsmnet.mmaction_compat import import_mmaction_models, mmaction_available
 
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as synthetic_video
 
+from state_dicts import torchvision_shapes  # noqa: E402
+
 
 @pytest.fixture(scope='session')
 def device() -> torch.device:
@@ -34,6 +36,12 @@ def mmaction_tsm(mmaction_models):
     import importlib
 
     return importlib.import_module('mmaction.models.backbones.resnet_tsm')
+
+
+@pytest.fixture(scope='session')
+def shapes() -> dict[str, dict[str, list[int]]]:
+    """torchvision's real state-dict keys and shapes of resnet18..152, by model name."""
+    return torchvision_shapes()
 
 
 @pytest.fixture(autouse=True)

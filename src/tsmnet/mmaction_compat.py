@@ -51,6 +51,16 @@ class _DRNStandIn:
                            f'mmaction2 1.2.0 lacks it, so its DRN localizer cannot be built')
 
 
+def _has_drn() -> bool:
+    """Whether the installed MMAction2 has the module, looked up without importing
+    ``mmaction.models`` (whose ``__init__`` is what fails on the wheel)."""
+    spec = importlib.util.find_spec('mmaction')
+    if spec is None or spec.submodule_search_locations is None:
+        return False  # no MMAction2: standing in is harmless
+    return any((Path(p) / 'models' / 'localizers' / 'drn').is_dir()
+               for p in spec.submodule_search_locations)
+
+
 def install_drn_standin() -> bool:
     """Register an empty ``mmaction.models.localizers.drn`` (with ``drn.DRN``) if it is missing.
 
@@ -58,13 +68,8 @@ def install_drn_standin() -> bool:
         True if the stand-in was installed now, False if the module exists (a complete
         MMAction2, or the stand-in already in place).
     """
-    if DRN_MODULE in sys.modules:
+    if DRN_MODULE in sys.modules or _has_drn():
         return False
-    try:
-        if importlib.util.find_spec(DRN_MODULE) is not None:
-            return False  # a complete MMAction2 install: nothing to stand in for
-    except ModuleNotFoundError:
-        pass  # a parent package is missing too (no mmaction): standing in is harmless
     package = types.ModuleType(DRN_MODULE)
     package.__path__ = []  # a package, so that `.drn.drn` resolves
     module = types.ModuleType(f'{DRN_MODULE}.drn')

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..archs import RESNET_ARCHS, RESNET_DEPTHS
+from .errors import CommandParser, report
 
 NON_LOCAL_MODES = ('dot_product', 'embedded_gaussian', 'gaussian')
 BACKBONE_TYPES = ('ResNetTSM', 'tsmnet.ResNetTSM')
@@ -197,9 +198,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # `python -m tsmnet.commands.info`
-    from ..cli import main as cli_main
-
-    return cli_main(['info', *(sys.argv[1:] if argv is None else argv)])
+    parser = CommandParser(prog='tsmnet')
+    add_parser(parser.add_subparsers(dest='command'))
+    args = parser.parse_args(['info', *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except Exception as err:  # one line, as `tsmnet info` fails
+        return report('info', err)
 
 
 if __name__ == '__main__':

@@ -10,7 +10,7 @@ import pytest
 import tsmnet
 from tsmnet.cli import main
 
-CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
+CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 
 
 def info(capsys, *argv: str) -> dict:

@@ -19,8 +19,8 @@ pytest.importorskip('mmaction')
 
 import mmaction  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-LAUNCH = Path(__file__).parent / 'mmaction_launch.py'
+ROOT = Path(__file__).resolve().parents[2]
+LAUNCH = ROOT / 'tests' / 'mmaction_launch.py'
 OUR_CONFIGS = sorted((ROOT / 'configs').rglob('*.py'))
 MMACTION_CONFIG_ROOT = Path(mmaction.__path__[0]) / '.mim' / 'configs'
 

@@ -1,6 +1,6 @@
 """``tsmnet train`` then ``tsmnet test`` on the checkpoint it wrote: MMAction2's own
 ``tools/train.py`` and ``tools/test.py`` from the installed wheel, through the commands, on the
-synthetic rawframes dataset (the two-process run is in ``test_ddp.py``)."""
+synthetic rawframes dataset (the two-process run is in ``tests/test_engine.py``)."""
 
 from __future__ import annotations
 
