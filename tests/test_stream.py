@@ -390,11 +390,12 @@ def test_cli_streams_a_generated_clip(tmp_path, capsys):
     assert [r['top_feature'] for r in result['frames']] == pooled.argmax(-1).tolist()
 
 
-def test_cli_refuses_a_missing_file(tmp_path):
+def test_cli_refuses_a_missing_file(tmp_path, capsys):
     from tsmnet.cli import main
 
-    with pytest.raises(FileNotFoundError, match='video file not found'):
-        main(['stream', str(tmp_path / 'nope.mp4'), '--depth', '18', '--size', str(SIZE)])
+    assert main(['stream', str(tmp_path / 'nope.mp4'), '--depth', '18', '--size', str(SIZE)]) == 2
+    assert capsys.readouterr().err == \
+        f'tsmnet stream: error: video file not found: {tmp_path / "nope.mp4"}\n'
 
 
 def test_channels_last_model_streams_exactly(r18):
