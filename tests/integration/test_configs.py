@@ -153,7 +153,7 @@ def test_every_config_builds_tsmnet(order: str, tmp_path: Path) -> None:
         info = result['configs'][path]
         cfg = Config.fromfile(path)
         bb = cfg.model.backbone
-        assert info['backbone'] == 'tsmnet.resnet_tsm.ResNetTSM', (path, info)
+        assert info['backbone'] == 'tsmnet.models.resnet_tsm.ResNetTSM', (path, info)
         # MMAction2's other models are its own
         assert info['recognizer'].startswith('mmaction.models.recognizers'), info
         assert info['head'].startswith('mmaction.models.heads'), info
