@@ -241,6 +241,12 @@ def test_corrupt_and_empty_files_named(tmp_path):
     empty.write_bytes(b'')
     with pytest.raises(ValueError, match=re.escape(str(empty))):
         read_state_dict(empty)
+    text = tmp_path / 'notes.txt'  # not a pickle at all: nothing unsafe, just not a checkpoint
+    text.write_text('not a checkpoint\n')
+    with pytest.raises(ValueError, match=r'notes.txt: it is truncated, corrupt or not a PyTorch '
+                       r'checkpoint \(UnpicklingError: Unsupported operand') as info:
+        read_state_dict(text)
+    assert not isinstance(info.value, UnsafeCheckpointError)
     no_tensors = tmp_path / 'meta_only.pth'
     torch.save({'epoch': 3, 'meta': {'a': 1}}, no_tensors)
     with pytest.raises(ValueError, match=rf'{re.escape(str(no_tensors))} holds no state dict'):

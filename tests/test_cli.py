@@ -108,7 +108,8 @@ def test_messages_say_what_was_expected(files, capsys) -> None:
     assert main(['stream', str(files['missing'])]) == 2
     assert f'video file not found: {files["missing"]}' in capsys.readouterr().err
     assert main(['convert', str(files['text']), str(files['dir'] / 'o'), '--from', 'tsm']) == 2
-    assert f'checkpoint {files["text"]}' in capsys.readouterr().err
+    assert f'cannot read checkpoint {files["text"]}: it is truncated, corrupt or not a ' \
+        'PyTorch checkpoint' in capsys.readouterr().err
     assert main(['train', str(files['text'])]) == 2
     assert 'CONFIG must be an MMAction2 config (.py)' in capsys.readouterr().err
     assert main(['train', str(files['not_config'])]) == 2

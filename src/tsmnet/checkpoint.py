@@ -152,15 +152,17 @@ def read_checkpoint(source: str | Path) -> Any:
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # pickle, zip and unsafe-type errors alike
         message = str(err)
-        if 'Weights only load failed' in message:
+        # "Unsupported operand": not a pickle at all (text, an image...), nothing unsafe
+        if 'Weights only load failed' in message and 'Unsupported operand' not in message:
             raise UnsafeCheckpointError(
                 f'refused to load checkpoint {path}: {_refusal(message)}; '
                 f'torch.load(weights_only=True) builds tensors, plain containers and '
                 f'allow-listed types only, and unpickling this file could run code. Only if '
                 f'you trust its origin, load it with weights_only=False and save its '
                 f'state_dict.') from err
+        detail = _refusal(message) if 'Weights only load failed' in message else message
         raise ValueError(f'cannot read checkpoint {path}: it is truncated, corrupt or not a '
-                         f'PyTorch checkpoint ({type(err).__name__}: {message})') from err
+                         f'PyTorch checkpoint ({type(err).__name__}: {detail})') from err
 
 
 def _refusal(message: str) -> str:
