@@ -194,10 +194,12 @@ def read_state_dict(source: str | Path) -> StateDict:
     return dict(obj)
 
 
-def _plain_resnet_keys(model: nn.Module) -> set[str]:
+def _plain_2d_keys(model: nn.Module) -> set[str]:
     """Keys (unwrapped) that a 2D checkpoint can fill in ``model``: the model's own answer
-    (``ResNet.plain_resnet_keys()``), else all its keys with the wrapper segments removed."""
-    get = getattr(model, 'plain_resnet_keys', None)
+    (``plain_2d_keys()``, e.g. :meth:`tsmnet.ResNet.plain_2d_keys`; any backbone family can
+    give one without this module importing it), else all its keys with the wrapper segments
+    removed."""
+    get = getattr(model, 'plain_2d_keys', None)
     if get is not None:
         return set(get())
     wrap_names = wrap_names_of(model)
@@ -215,7 +217,7 @@ def match_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     own = model.state_dict()
     wrap_names = wrap_names_of(model)
     report = LoadReport()
-    plain_keys = _plain_resnet_keys(model) if pretrained_2d else set(own)
+    plain_keys = _plain_2d_keys(model) if pretrained_2d else set(own)
     usable: StateDict = {}
     for key, value in state_dict.items():
         if key not in own:

@@ -276,7 +276,7 @@ class ResNet(BaseModule):
                                 act_cfg=self.act_cfg)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
-    def plain_resnet_keys(self) -> set[str]:
+    def plain_2d_keys(self) -> set[str]:
         """State-dict keys of the plain 2D ResNet with this model's structure arguments: the
         keys a 2D (ImageNet) checkpoint can fill; subclasses' extra modules are not among
         them."""
