@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..layers import NL3DWrapper, TemporalPool, TemporalShift
-from ..ops import ShiftMode, check_num_segments, check_shift_div, check_shift_mode
+from ..shift import ShiftMode, check_num_segments, check_shift_div, check_shift_mode
 from .resnet import ResNet
 
 ShiftPlace = Literal['block', 'blockres']

@@ -174,7 +174,7 @@ void unshift_(at::Tensor x, int64_t t, int64_t fold, std::vector<int64_t> dirs,
 
 }  // namespace
 
-TORCH_LIBRARY(tsmnet, m) {
+TORCH_LIBRARY_FRAGMENT(tsmnet, m) {
   m.def("shift_copy(Tensor x, int t, int fold, int[] dirs) -> Tensor");
   m.def("shift_(Tensor(a!) x, int t, int fold, int[] dirs, bool keep) -> Tensor");
   m.def("unshift_(Tensor(a!) x, int t, int fold, int[] dirs, Tensor edges) -> ()");
