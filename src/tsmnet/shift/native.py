@@ -41,7 +41,7 @@ import torch
 from mmengine.logging import print_log
 
 from . import library
-from .spec import ShiftSpec, dense_frames, frames_layout
+from .spec import ShiftSpec, dense_frames, frames_layout, is_lazy_view
 
 NAME = 'native'
 SOURCE = Path(__file__).with_name('csrc') / 'shift.cpp'
@@ -87,7 +87,7 @@ def reasons(x: torch.Tensor, in_place: bool) -> list[str]:
         why.append(f'x is on {x.device.type}, the kernels are for the CPU')
     if x.layout != torch.strided or frames_layout(x) == 'strided':
         why.append('x is neither contiguous nor channels-last')
-    if x.is_conj() or x.is_neg() or x.is_quantized:
+    if is_lazy_view(x):
         why.append('x is a conjugate, negative or quantized view')
     if x.numel() == 0:
         why.append('x is empty')

@@ -141,3 +141,11 @@ def dense_frames(x: torch.Tensor) -> torch.Tensor:
     """``x`` itself if contiguous or channels-last, else a contiguous copy: what every kernel
     takes (a gradient may come expanded or strided)."""
     return x.contiguous() if frames_layout(x) == 'strided' else x
+
+
+def is_lazy_view(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a conjugate, negative or quantized view, whose bytes are not its
+    values. Compiled graphs have none (and dynamo cannot trace the question)."""
+    if torch.compiler.is_compiling():
+        return False
+    return x.is_conj() or x.is_neg() or x.is_quantized

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import torch
 
 from . import library
-from .spec import ShiftSpec, dense_frames, frames_layout
+from .spec import ShiftSpec, dense_frames, frames_layout, is_lazy_view
 
 try:
     import triton
@@ -64,10 +64,10 @@ def reasons(x: torch.Tensor, in_place: bool) -> list[str]:
                    f'under TRITON_INTERPRET=1)')
     if x.layout != torch.strided or frames_layout(x) == 'strided':
         why.append('x is neither contiguous nor channels-last')
-    if x.element_size() not in _INT_OF_WIDTH or x.is_complex() or x.is_quantized:
+    if x.element_size() not in _INT_OF_WIDTH or x.is_complex():
         why.append(f'x has dtype {x.dtype}')
-    if x.is_conj() or x.is_neg():
-        why.append('x is a conjugate or negative view')
+    if is_lazy_view(x):
+        why.append('x is a conjugate, negative or quantized view')
     if x.numel() == 0:
         why.append('x is empty')
     return why
