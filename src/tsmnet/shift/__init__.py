@@ -9,6 +9,7 @@
 See ``docs/shift_engine.md``.
 """
 
+from . import functional, native, torch_ops, triton_kernels  # noqa: F401  (the backends)
 from .dispatch import (
     AUTO_ORDER,
     BACKENDS,

@@ -186,6 +186,10 @@ def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
         return Plan(forced, strategy, f'forced; {why}')
     rejected = []
     for name in AUTO_ORDER:
+        if name == 'triton' and x.device.type != 'cuda':
+            # Triton's interpreter (CPU tensors) is for tests: only when forced
+            rejected.append(f'triton: x is on {x.device.type} (not chosen unless forced)')
+            continue
         refused = BACKENDS[name].reasons(x, wants_in_place)
         if not refused:
             break

@@ -156,21 +156,28 @@ def _dims(x: torch.Tensor, fold: int, dirs: list[int]) -> tuple[int, ...]:
     return x.shape[1], x.shape[2] * x.shape[3], dirs[0], dirs[-1]
 
 
+if INTERPRET:
+    # The interpreter runs kernels as Python on real tensors: it cannot be traced (no fake
+    # tensors), so its ops are plain custom ops with fake rules written out.
+    _define, _wrap = torch.library.custom_op, lambda kernel: kernel
+else:
+    _define, _wrap = torch.library.triton_op, torch.library.wrap_triton
+
 if triton is not None:
 
-    @torch.library.triton_op(f'{library.NAMESPACE}::triton_shift', mutates_args=())
+    @_define(f'{library.NAMESPACE}::triton_shift', mutates_args=())
     def triton_shift(x: torch.Tensor, t: int, fold: int, dirs: list[int]) -> torch.Tensor:
         """The copying shift, one launch (see :func:`_copy_kernel`)."""
         channels, pixels, d0, d1 = _dims(x, fold, dirs)
         out = library.copy_like(x)
         total = x.numel()
         grid = (triton.cdiv(total, BLOCK),)
-        torch.library.wrap_triton(_copy_kernel)[grid](
+        _wrap(_copy_kernel)[grid](
             _as_ints(x), _as_ints(out), total, t, channels, pixels, fold, d0, d1,
             GROUPS=len(dirs), CHANNELS_LAST=not x.is_contiguous(), BLOCK=BLOCK)
         return out
 
-    @torch.library.triton_op(f'{library.NAMESPACE}::triton_shift_', mutates_args={'x'})
+    @_define(f'{library.NAMESPACE}::triton_shift_', mutates_args={'x'})
     def triton_shift_(x: torch.Tensor, t: int, fold: int, dirs: list[int],
                       keep: bool) -> torch.Tensor:
         """Shift ``x`` in place, one launch; return the frames that fell off each clip
@@ -180,13 +187,13 @@ if triton is not None:
         clips = x.shape[0] // t
         edges = x.new_empty((clips * per_frame if keep else 0,))
         grid = (clips, triton.cdiv(per_frame, BLOCK))
-        torch.library.wrap_triton(_move_kernel)[grid](
+        _wrap(_move_kernel)[grid](
             _as_ints(x), _as_ints(edges) if keep else _as_ints(x), t, channels, pixels, fold,
             d0, d1, GROUPS=len(dirs), CHANNELS_LAST=not x.is_contiguous(), UNDO=False,
             KEEP=keep, BLOCK=BLOCK)
         return edges
 
-    @torch.library.triton_op(f'{library.NAMESPACE}::triton_unshift_', mutates_args={'x'})
+    @_define(f'{library.NAMESPACE}::triton_unshift_', mutates_args={'x'})
     def triton_unshift_(x: torch.Tensor, t: int, fold: int, dirs: list[int],
                         edges: torch.Tensor) -> None:
         """Undo :func:`triton_shift_` (with ``keep``), given its edges: one launch."""
@@ -196,13 +203,29 @@ if triton is not None:
         if edges.numel() != clips * per_frame or edges.dtype != x.dtype:
             raise ValueError('edges do not come from triton_shift_ of this x')
         grid = (clips, triton.cdiv(per_frame, BLOCK))
-        torch.library.wrap_triton(_move_kernel)[grid](
+        _wrap(_move_kernel)[grid](
             _as_ints(x), _as_ints(edges), t, channels, pixels, fold, d0, d1,
             GROUPS=len(dirs), CHANNELS_LAST=not x.is_contiguous(), UNDO=True, KEEP=True,
             BLOCK=BLOCK)
 
-    library.register_gradient(
-        triton_shift, prepare=dense_frames)
+    library.register_gradient(triton_shift, prepare=dense_frames)
+
+    if INTERPRET:
+
+        @triton_shift.register_fake
+        def _(x: torch.Tensor, t: int, fold: int, dirs: list[int]) -> torch.Tensor:
+            return library.copy_like(x)
+
+        @triton_shift_.register_fake
+        def _(x: torch.Tensor, t: int, fold: int, dirs: list[int], keep: bool
+              ) -> torch.Tensor:
+            per_frame = len(dirs) * fold * x.shape[2] * x.shape[3]
+            return x.new_empty((x.shape[0] // t * per_frame if keep else 0,))
+
+        @triton_unshift_.register_fake
+        def _(x: torch.Tensor, t: int, fold: int, dirs: list[int], edges: torch.Tensor
+              ) -> None:
+            return None
 
 
 def copy(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
