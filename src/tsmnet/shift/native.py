@@ -179,9 +179,7 @@ def _build() -> None:
         if os.environ.get(ENV_SWITCH, '1') == '0':
             _kernels, _why_not = None, f'turned off by {ENV_SWITCH}=0'
             return
-        # one build per source and torch version: torch keys its cache on the name
-        name = 'tsmnet_shift_' + hashlib.sha256(
-            SOURCE.read_bytes() + torch.__version__.encode()).hexdigest()[:12]
+        name = build_name()
         try:
             from torch.utils import cpp_extension
 
@@ -207,6 +205,13 @@ def _build() -> None:
             _kernels = ops
         except Exception as err:  # a failed build, a read-only or full cache: fall back
             _fail(f'{type(err).__name__}: {err}'.strip())
+
+
+def build_name() -> str:
+    """The extension's name: one build per source and torch version (torch keys its cache
+    folder on the name)."""
+    return 'tsmnet_shift_' + hashlib.sha256(
+        SOURCE.read_bytes() + torch.__version__.encode()).hexdigest()[:12]
 
 
 def _missing_tools(cpp_extension: Any) -> str:
