@@ -19,9 +19,10 @@ gives each candidate's median time. The figures:
 - ``memory``: bytes of the distinct activation storages that autograd saves during one
   training forward (``torch.autograd.graph.saved_tensors_hooks``; parameters excluded).
 
-Where the shift runs tsmnet's native kernels (contiguous or channels-last frames on the CPU:
-:mod:`tsmnet.native`), the shift and model figures also time the same shift and the same
-model with the PyTorch ops alone (``PyTorch ops alone`` rows, ``*_torch`` in the JSON).
+Where the shift runs a kernel backend (``native`` on the CPU, ``triton`` on a GPU: see
+:mod:`tsmnet.shift`), the shift and model figures also time the same shift and the same
+model with the backend forced to the PyTorch ops (``tsmnet.shift.use_backend('torch')``;
+``PyTorch ops alone`` rows, ``*_torch`` in the JSON).
 
 MMAction2's class is imported through ``tests/mmaction_standin.py`` of a source checkout
 (the PyPI wheel of mmaction2 1.2.0 cannot ``import mmaction.models`` by itself); without it
@@ -235,9 +236,10 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
     and for all the sites of one forward."""
     import torch
 
-    from tsmnet import native, temporal_shift
+    from tsmnet import temporal_shift
+    from tsmnet.shift import use_backend
 
-    ab = native_ab(x)
+    ab = kernels_ab(x)
     sites = shift_sites(models['tsm'], x)
     by_shape: dict[tuple[int, ...], list[tuple[Any, int, int, str]]] = {}
     for site in sites:
@@ -257,7 +259,7 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
                 temporal_shift(*s)
 
         def shift_torch(group=group) -> None:
-            with native.turned_off():
+            with use_backend('torch'):
                 shift(group)
 
         def mul_fwd_bwd(group=group) -> None:
@@ -273,7 +275,7 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
                 temporal_shift(leaf, *s[1:]).backward(grads[id(s[0])])
 
         def shift_fwd_bwd_torch(group=group) -> None:
-            with native.turned_off():
+            with use_backend('torch'):
                 shift_fwd_bwd(group)
 
         fwd_candidates = {'shift': shift, 'clone': clone}
@@ -299,12 +301,13 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
     return rows
 
 
-def native_ab(x: Any) -> bool:
-    """Whether tsmnet's shift runs its native kernels on ``x`` (:mod:`tsmnet.native`), so
-    that a run with the PyTorch ops alone is a different candidate worth timing beside it."""
-    from tsmnet import native
+def kernels_ab(x: Any) -> bool:
+    """Whether tsmnet's shift runs a kernel backend on ``x`` (native or triton: not the
+    PyTorch ops), so that a run with the PyTorch ops alone is a different candidate worth
+    timing beside it."""
+    from tsmnet.shift import ShiftSpec, choose
 
-    return native.kernels_for(x) is not None
+    return choose(x, ShiftSpec.of(1, 1)).backend in ('native', 'triton')
 
 
 def bench_models(args: argparse.Namespace, models: dict[str, Any], x: Any, timer: Timer,
@@ -312,7 +315,8 @@ def bench_models(args: argparse.Namespace, models: dict[str, Any], x: Any, timer
     """Inference (or training-step) time of each model, and the ratios."""
     import torch
 
-    from tsmnet import fuse_conv_bn, native
+    from tsmnet import fuse_conv_bn
+    from tsmnet.shift import use_backend
 
     def infer(m: Any) -> Callable[[], Any]:
         def run() -> None:
@@ -342,9 +346,9 @@ def bench_models(args: argparse.Namespace, models: dict[str, Any], x: Any, timer
         models = {**models, 'tsm_fused': fuse_conv_bn(models['tsm'])}
         pairs['tsm_fused / tsm'] = ('tsm_fused', 'tsm')
     candidates = {k: (step if train else infer)(m) for k, m in models.items()}
-    if native_ab(x):  # the same tsmnet model with its shifts made of PyTorch ops
+    if kernels_ab(x):  # the same tsmnet model with its shifts made of PyTorch ops
         def torch_ops(run=candidates['tsm']) -> None:
-            with native.turned_off():
+            with use_backend('torch'):
                 run()
         candidates['tsm_torch'] = torch_ops
         pairs['tsm_torch / no_shift'] = ('tsm_torch', 'no_shift')
@@ -397,9 +401,15 @@ def _loadavg() -> float | None:
 
 
 def _native_status() -> str:
-    from tsmnet import native
+    from tsmnet.shift import native
 
     return 'in use on the CPU' if native.kernels() is not None else native.why_not()
+
+
+def _backends() -> dict[str, str]:
+    from tsmnet.shift import backend_status
+
+    return {name: why or 'available' for name, why in backend_status().items()}
 
 
 def run_suite(args: argparse.Namespace) -> dict[str, Any]:
@@ -423,7 +433,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
                     threads=torch.get_num_threads(), torch=torch.__version__,
                     loadavg_before=_loadavg(),
                     mmaction=why or 'ResNetTSM of mmaction2 (same weights)',
-                    native_kernels=_native_status()),
+                    native_kernels=_native_status(), shift_backends=_backends()),
         targets=TARGETS)
     if 'shift' in args.figures:
         report['shift'] = bench_shift(args, models, x, timer)
