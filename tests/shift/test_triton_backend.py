@@ -127,3 +127,20 @@ def test_auto_never_takes_the_interpreter_for_cpu_tensors():
     plan = choose(x, ShiftSpec.of(2, 2))
     assert plan.backend != 'triton'
     assert 'triton: x is on cpu (not chosen unless forced)' in plan.why
+
+
+@pytest.mark.gpu
+def test_inductor_keeps_the_triton_op_on_a_gpu():
+    """On a GPU, torch.compile(fullgraph=True) of a shift + conv (inductor, the Triton op
+    traced into the graph) equals the loop, forward and backward."""
+    torch._dynamo.reset()
+    conv = torch.nn.Conv2d(16, 8, 1, bias=False).cuda()
+    module = TemporalShift(conv, 4, 8)
+    compiled = torch.compile(module, fullgraph=True)
+    x = torch.randn(8, 16, 5, 5, device='cuda', requires_grad=True)
+    out = compiled(x)
+    expected = conv(temporal_shift_reference(x, 4, 8))
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+    (g,) = torch.autograd.grad(out.sum(), x)
+    (g_ref,) = torch.autograd.grad(expected.sum(), x)
+    torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-4)
