@@ -10,6 +10,8 @@ gives each candidate's median time. The figures:
 - ``shift_fwd``: ``temporal_shift(x)`` / ``x.clone()`` (no grad) at the input of every shift
   of the network (one row per distinct shape, and ``all sites``: the whole set of inputs of
   one forward);
+- ``in_place``: the in-place shift and its undo (what ResNetTSM's sites run in inference:
+  :func:`tsmnet.shift.shifted_in_place`) / ``x.clone()``, the same shapes;
 - ``shift_fwd_bwd``: shift forward+backward / ``x.mul(1.0)`` forward+backward, the same shapes;
 - ``infer``: ResNetTSM / the same ResNet without shift (``is_shift=False``, same weights),
   and tsmnet / MMAction2 1.2.0's ``ResNetTSM`` (same config and weights); also tsmnet with
@@ -49,6 +51,7 @@ FIGURES = ('shift', 'infer', 'train', 'memory')
 TARGETS: dict[str, float] = {  # the targets of the performance issue (CPU, fp32)
     'shift_fwd / clone': 1.1,
     'shift_fwd_bwd / mul_fwd_bwd': 1.2,
+    'in_place_undo / clone': 0.6,  # the GPU target (issue 13)
     'infer: tsm / no_shift': 1.03,
     'train: tsm / no_shift': 1.03,
     'infer: tsmnet / mmaction': 0.95,
@@ -237,7 +240,7 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
     import torch
 
     from tsmnet import temporal_shift
-    from tsmnet.shift import use_backend
+    from tsmnet.shift import ShiftSpec, shifted_in_place, use_backend
 
     ab = kernels_ab(x)
     sites = shift_sites(models['tsm'], x)
@@ -248,6 +251,7 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
     groups.append((f'all sites ({len(sites)})', sites))
     grads = {id(s[0]): torch.randn_like(s[0]) for s in sites}
     leaves = {id(s[0]): s[0].detach().requires_grad_() for s in sites}
+    specs = {id(s[0]): ShiftSpec.of(s[1], s[0].shape[1] // s[2], s[3]) for s in sites}
     rows = []
     for label, group in groups:
         def clone(group=group) -> None:
@@ -278,7 +282,12 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
             with use_backend('torch'):
                 shift_fwd_bwd(group)
 
-        fwd_candidates = {'shift': shift, 'clone': clone}
+        def in_place_undo(group=group) -> None:
+            for s in group:
+                with shifted_in_place(s[0], specs[id(s[0])]):
+                    pass
+
+        fwd_candidates = {'shift': shift, 'clone': clone, 'in_place_undo': in_place_undo}
         bwd_candidates = {'shift_fwd_bwd': shift_fwd_bwd, 'mul_fwd_bwd': mul_fwd_bwd}
         if ab:
             fwd_candidates['shift_torch'] = shift_torch
@@ -289,6 +298,8 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
         row = dict(shape=label,
                    fwd_ratio=ratio(fwd, 'shift', 'clone'),
                    fwd_spread=spread(fwd, 'shift', 'clone'),
+                   in_place_ratio=ratio(fwd, 'in_place_undo', 'clone'),
+                   in_place_spread=spread(fwd, 'in_place_undo', 'clone'),
                    fwd_bwd_ratio=ratio(bwd, 'shift_fwd_bwd', 'mul_fwd_bwd'),
                    fwd_bwd_spread=spread(bwd, 'shift_fwd_bwd', 'mul_fwd_bwd'),
                    times_s={**medians(fwd), **medians(bwd)})
@@ -472,6 +483,13 @@ def table(report: dict[str, Any]) -> str:
         if 'torch_fwd_ratio' in r:
             row(f"  PyTorch ops alone  {r['shape']}", r['torch_fwd_ratio'],
                 quartiles=r['torch_fwd_spread'])
+    for r in report.get('shift', []):
+        if 'in_place_ratio' in r:
+            t = r['times_s']
+            row(f"in-place shift + undo / clone  {r['shape']}", r['in_place_ratio'],
+                TARGETS['in_place_undo / clone'],
+                f"({t['in_place_undo'] * 1e6:.0f} vs {t['clone'] * 1e6:.0f} us)",
+                r['in_place_spread'])
     for r in report.get('shift', []):
         t = r['times_s']
         row(f"shift fwd+bwd / mul fwd+bwd  {r['shape']}", r['fwd_bwd_ratio'],
