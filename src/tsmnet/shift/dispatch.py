@@ -27,6 +27,7 @@ import contextvars
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from types import ModuleType
 from typing import Literal, NamedTuple
 
@@ -59,11 +60,14 @@ except ImportError:  # mmcv is optional here
 
 
 class Plan(NamedTuple):
-    """How one shift runs: the backend, the strategy, and why."""
+    """How one shift runs: the backend, the strategy, why, and the backends that ``auto``
+    passed over before it (their reasons are spelled out by :func:`explain` only: the hot
+    path formats no messages)."""
 
     backend: str
     strategy: str
     why: str
+    passed_over: tuple[str, ...] = ()
 
 
 def check_backend_name(name: object, source: str = 'backend') -> str:
@@ -77,11 +81,13 @@ def check_backend_name(name: object, source: str = 'backend') -> str:
 @torch.compiler.assume_constant_result
 def forced_backend() -> str:
     """The backend forced for this thread or task: :func:`use_backend`, else
-    ``TSMNET_SHIFT_BACKEND``, else ``'auto'``."""
-    name = _forced.get()
-    if name is None:
-        name = check_backend_name(os.environ.get(ENV_BACKEND, 'auto') or 'auto', ENV_BACKEND)
-    return name
+    ``TSMNET_SHIFT_BACKEND`` (read at the first shift of the process), else ``'auto'``."""
+    return _forced.get() or _env_backend()
+
+
+@lru_cache(maxsize=1)  # the environment is read once: this runs for every shift
+def _env_backend() -> str:
+    return check_backend_name(os.environ.get(ENV_BACKEND, 'auto') or 'auto', ENV_BACKEND)
 
 
 @contextmanager
@@ -184,23 +190,19 @@ def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
         if wants_in_place and module.reasons(x, True):
             strategy, why = _without_in_place(strategy, f'{forced} has no in-place shift here')
         return Plan(forced, strategy, f'forced; {why}')
-    rejected = []
+    passed_over: tuple[str, ...] = ()
     for name in AUTO_ORDER:
         if name == 'triton' and x.device.type != 'cuda':
             # Triton's interpreter (CPU tensors) is for tests: only when forced
-            rejected.append(f'triton: x is on {x.device.type} (not chosen unless forced)')
+            passed_over += (name,)
             continue
-        refused = BACKENDS[name].reasons(x, wants_in_place)
-        if not refused:
+        if not BACKENDS[name].reasons(x, wants_in_place):
             break
         if wants_in_place and not BACKENDS[name].reasons(x, False):
             strategy, why = _without_in_place(strategy, f'{name} cannot shift in place here')
-            wants_in_place = False
             break
-        rejected.append(f'{name}: {"; ".join(refused)}')
-    if rejected:
-        why += ' (passed over: ' + ' | '.join(rejected) + ')'
-    return Plan(name, strategy, why)
+        passed_over += (name,)
+    return Plan(name, strategy, why, passed_over)
 
 
 def _without_in_place(strategy: str, why: str) -> tuple[str, str]:
@@ -213,4 +215,12 @@ def explain(x: torch.Tensor, num_segments: int, shift_div: int = 8,
     """Say how :func:`tsmnet.temporal_shift` (or a shift module with ``in_place`` and
     ``net``) would shift ``x`` here, and why: ``'backend/strategy: reasons'``."""
     plan = choose(x, spec_for(x, num_segments, shift_div, mode), in_place=in_place, net=net)
-    return f'{plan.backend}/{plan.strategy}: {plan.why}'
+    text = f'{plan.backend}/{plan.strategy}: {plan.why}'
+    wants_in_place = plan.strategy in ('in_place', 'fused_in_place')
+    over = []
+    for name in plan.passed_over:
+        if name == 'triton' and x.device.type != 'cuda':
+            over.append(f'triton: x is on {x.device.type} (not chosen unless forced)')
+        else:
+            over.append(f'{name}: {"; ".join(BACKENDS[name].reasons(x, wants_in_place))}')
+    return text + (' (passed over: ' + ' | '.join(over) + ')' if over else '')

@@ -10,6 +10,7 @@ saves nothing; :func:`register_gradient` registers that once for all of them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ from .spec import ShiftSpec
 NAMESPACE = 'tsmnet'
 
 
+@lru_cache(maxsize=256)  # one per spec; the ops never modify the list
 def op_args(spec: ShiftSpec) -> tuple[int, int, list[int]]:
     """The ``(t, fold, dirs)`` arguments of a registered shift op for ``spec``."""
     return spec.num_segments, spec.fold, list(spec.dirs)

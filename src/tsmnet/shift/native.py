@@ -82,6 +82,10 @@ def loaded() -> bool:
 def reasons(x: torch.Tensor, in_place: bool) -> list[str]:
     """Why the kernels cannot take ``x``. ``x`` is looked at first, so a program that never
     shifts a CPU tensor never builds them."""
+    if (x.is_cpu and x.layout == torch.strided and x.numel() > 0
+            and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
+            and not is_lazy_view(x) and _kernels is not None and _kernels is not _UNSET):
+        return []  # the common case first: this runs for every shift
     why = []
     if x.device.type != 'cpu':
         why.append(f'x is on {x.device.type}, the kernels are for the CPU')

@@ -10,6 +10,7 @@ the groups from ``shift_div`` and ``mode``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import torch
@@ -36,12 +37,13 @@ class ShiftSpec:
     fold: int
     dirs: tuple[int, ...]
 
-    @classmethod
-    def of(cls, num_segments: int, fold: int, mode: str = 'bidirectional') -> ShiftSpec:
+    @staticmethod
+    @lru_cache(maxsize=256)  # one spec per site: the same few every forward
+    def of(num_segments: int, fold: int, mode: str = 'bidirectional') -> ShiftSpec:
         """The spec of ``mode``: bidirectional reads the next frame in group 0 and the
         previous one in group 1; causal (the paper's online TSM) reads the previous frame in
         group 0 only."""
-        return cls(num_segments, fold, (-1,) if mode == 'causal' else (1, -1))
+        return ShiftSpec(num_segments, fold, (-1,) if mode == 'causal' else (1, -1))
 
     def reversed(self) -> ShiftSpec:
         """The opposite shift: the gradient of this one."""
