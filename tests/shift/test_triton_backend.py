@@ -15,6 +15,7 @@ from tsmnet import TemporalShift, temporal_shift
 from tsmnet.shift import (
     ShiftSpec,
     choose,
+    explain,
     shifted_in_place,
     temporal_shift_reference,
     triton_kernels,
@@ -125,8 +126,8 @@ def test_forced_triton_refuses_what_it_cannot_take(on_triton):
 def test_auto_never_takes_the_interpreter_for_cpu_tensors():
     x = torch.randn(4, 16, 2, 2)
     plan = choose(x, ShiftSpec.of(2, 2))
-    assert plan.backend != 'triton'
-    assert 'triton: x is on cpu (not chosen unless forced)' in plan.why
+    assert plan.backend != 'triton' and plan.passed_over[0] == 'triton'
+    assert 'triton: x is on cpu (not chosen unless forced)' in explain(x, 2)
 
 
 @pytest.mark.gpu
