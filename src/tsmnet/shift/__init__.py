@@ -34,7 +34,6 @@ from .spec import (
     check_num_segments,
     check_shift_div,
     check_shift_mode,
-    is_tracing,
     spec_for,
 )
 
@@ -42,6 +41,6 @@ __all__ = [
     'AUTO_ORDER', 'BACKENDS', 'ENV_BACKEND', 'SHIFT_MODES', 'VALID_NAMES', 'Plan', 'ShiftMode',
     'ShiftSpec', 'backend_status', 'can_fuse', 'check_frames', 'check_num_segments',
     'check_shift_div', 'check_shift_mode', 'choose', 'explain', 'forced_backend', 'has_hooks',
-    'is_tracing', 'shift_own', 'shift_then', 'shifted_in_place', 'spec_for', 'temporal_shift',
+    'shift_own', 'shift_then', 'shifted_in_place', 'spec_for', 'temporal_shift',
     'temporal_shift_reference', 'use_backend',
 ]

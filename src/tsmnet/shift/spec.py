@@ -120,16 +120,6 @@ def spec_for(x: torch.Tensor, num_segments: int, shift_div: int, mode: str) -> S
     return ShiftSpec.of(num_segments, check_frames(x, num_segments, shift_div, mode), mode)
 
 
-def is_tracing() -> bool:
-    """Whether a tracer, exporter or ``torch.compile`` is recording.
-
-    Both ONNX exporters record through one of these (the TorchScript one traces with
-    ``torch.jit``, the dynamo one with ``torch.export``), so ``torch.onnx.is_in_onnx_export``,
-    which costs more than the three checks together, is not asked.
-    """
-    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
-
-
 def frames_layout(x: torch.Tensor) -> str:
     """``'contiguous'``, ``'channels_last'`` or ``'strided'`` (any other layout)."""
     if x.is_contiguous():
