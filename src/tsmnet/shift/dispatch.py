@@ -64,8 +64,8 @@ class Plan(NamedTuple):
     passed over before it (their reasons are spelled out by :func:`explain` only: the hot
     path formats no messages)."""
 
-    backend: str
-    strategy: str
+    backend: BackendName
+    strategy: Strategy
     why: str
     passed_over: tuple[str, ...] = ()
 
