@@ -3,10 +3,11 @@
 Times ResNetTSM and the same ResNet without shift (``is_shift=False``, same weights), eager
 and under ``torch.compile(model, fullgraph=True)`` (as a new user would), side by side: the
 candidates' repeats are interleaved in a rotating order and each ratio is the median of the
-per-repeat ratios, with its quartiles. Also, unless ``--no-functional``, ResNetTSM compiled
-with the shift forced to the ``functional`` backend (slices and cat: what compiled graphs
-held before the shift ops were registered). Prints a table, then the JSON report on the last
-line. Never collected by pytest.
+per-repeat ratios, with its quartiles. The shift backend is the process's
+(``TSMNET_SHIFT_BACKEND``, read when the graph is traced and not part of dynamo's cache key,
+so one process compiles with one backend): ``TSMNET_SHIFT_BACKEND=functional`` measures the
+slices-and-cat shift that compiled graphs held before the shift ops were registered. Prints
+a table, then the JSON report on the last line. Never collected by pytest.
 """
 
 from __future__ import annotations
@@ -31,15 +32,13 @@ from tsmnet.commands.bench import (
     ratio,
     spread,
 )
-from tsmnet.shift import backend_status, use_backend
+from tsmnet.shift import backend_status, forced_backend
 
 PAIRS = {
     'compiled tsm / compiled no_shift': ('compiled_tsm', 'compiled_no_shift'),
     'eager tsm / eager no_shift': ('eager_tsm', 'eager_no_shift'),
     'compiled tsm / eager tsm': ('compiled_tsm', 'eager_tsm'),
     'compiled no_shift / eager no_shift': ('compiled_no_shift', 'eager_no_shift'),
-    'compiled tsm (functional shift) / compiled no_shift': ('compiled_tsm_functional',
-                                                            'compiled_no_shift'),
 }
 
 
@@ -74,21 +73,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out)
     candidates = {f'eager_{k}': _runner(m, x, args.train, grad) for k, m in eager.items()}
     compile_s = {}
-    builds = [('compiled_tsm', eager['tsm'], 'auto'), ('compiled_no_shift', eager['no_shift'],
-                                                       'auto')]
-    if args.functional:
-        twin = type(eager['tsm'])(args.depth, num_segments=args.num_segments, pretrained=None)
-        twin.load_state_dict(eager['tsm'].state_dict())
-        twin.to(device=device, dtype=dtype, memory_format=torch.channels_last
-                if args.channels_last else torch.contiguous_format).train(args.train)
-        builds.append(('compiled_tsm_functional', twin, 'functional'))
+    builds = [('compiled_tsm', eager['tsm']), ('compiled_no_shift', eager['no_shift'])]
     torch._dynamo.reset()
-    for name, model, backend in builds:
+    for name, model in builds:
         compiled = torch.compile(model, fullgraph=True)
         run_once = _runner(compiled, x, args.train, grad)
         start = time.perf_counter()
-        with use_backend(backend):  # read once, when the graph is traced
-            run_once()
+        run_once()
         compile_s[name] = time.perf_counter() - start
         candidates[name] = run_once
     times = interleaved(timer, candidates, args.repeats, least_s=0.0)
@@ -99,6 +90,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     num_segments=args.num_segments, size=args.size, clips=args.batch,
                     train=args.train, repeats=args.repeats, threads=torch.get_num_threads(),
                     torch=torch.__version__, loadavg=_loadavg(),
+                    shift_backend=forced_backend(),
                     shift_backends={k: v or 'available' for k, v in backend_status().items()}),
         ratios={k: ratio(times, *p) for k, p in pairs.items()},
         spread={k: spread(times, *p) for k, p in pairs.items()},
@@ -136,8 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--repeats', type=int, default=15)
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--train', action='store_true', help='time a train step, not inference')
-    parser.add_argument('--no-functional', dest='functional', action='store_false',
-                        help='skip the compiled model with the functional shift')
     parser.add_argument('--json', metavar='PATH')
     args = parser.parse_args(argv)
     report = run(args)

@@ -40,7 +40,7 @@ for args in "--dtype fp32 --size 224 --batch 8" "--dtype bf16 --channels-last --
     for mode in "" "--train"; do
         name=$(echo "$args $mode" | tr -d '-' | tr ' ' '_')
         timeout 300 python3 benchmarks/bench_compile.py --device cuda $args $mode --repeats 11 \
-            --no-functional --json "$out/compile_$name.json" 2>&1 | grep -v Warning \
+            --json "$out/compile_$name.json" 2>&1 | grep -v Warning \
             | tail -8 | tee "$out/compile_$name.txt"
     done
 done

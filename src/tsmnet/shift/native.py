@@ -126,7 +126,7 @@ def native_shift(x: torch.Tensor, t: int, fold: int, dirs: list[int]) -> torch.T
     if kernels() is None:
         raise RuntimeError(f'tsmnet::native_shift: the native kernels are unavailable '
                            f'({_why_not})')
-    return _kernels.shift_copy(x, t, fold, dirs)
+    return _kernels.shift_copy(dense_frames(x), t, fold, dirs)
 
 
 @native_shift.register_fake
