@@ -17,8 +17,8 @@ instead of falling back. The strategy follows from the call:
   the input in place for the conv instead of copying it.
 
 Under ``torch.compile`` the chosen backend's registered op is used (a copy: compiled graphs
-keep no in-place or fused strategy); under ``torch.jit`` tracing or ONNX export, only
-``functional``.
+keep no in-place or fused strategy); under ``torch.jit`` tracing, ``torch.export`` and ONNX
+export (both exporters), only ``functional``, which every exporter maps to standard ops.
 """
 
 from __future__ import annotations
@@ -171,11 +171,11 @@ def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
         RuntimeError: The forced backend cannot take ``x`` (the message says why).
     """
     forced = forced_backend()
-    if torch.jit.is_tracing() or torch.jit.is_scripting():
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_exporting():
         if forced not in ('auto', 'functional'):
             raise RuntimeError(f'shift backend {forced!r} (forced) cannot be traced: '
-                               f'torch.jit tracing and ONNX export record only the '
-                               f'functional backend')
+                               f'torch.jit tracing, torch.export and ONNX export record only '
+                               f'the functional backend')
         return Plan('functional', 'copy', 'tracing or exporting: slices and cat')
     compiling = torch.compiler.is_compiling()
     strategy, why = ('copy', 'compiling: the registered op') if compiling else _strategy(
