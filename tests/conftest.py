@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tsmnet.mmaction_compat import import_mmaction_models, mmaction_available
+# Without a GPU, the Triton shift kernels run on CPU tensors through Triton's interpreter
+# (tests/shift/test_triton_backend.py). Triton reads the switch when a kernel is defined, so
+# it is set before anything imports tsmnet; the dispatcher never picks Triton for CPU tensors
+# unless forced, so the other tests run as without it.
+if os.environ.get('TSMNET_TEST_DEVICE', 'cpu') == 'cpu':
+    os.environ.setdefault('TRITON_INTERPRET', '1')
+
+from tsmnet.mmaction_compat import import_mmaction_models, mmaction_available  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as synthetic_video
 

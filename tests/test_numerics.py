@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from tsmnet import ResNetTSM, TemporalShift, temporal_shift
-from tsmnet.ops import temporal_shift_reference
+from tsmnet.shift import temporal_shift_reference
 
 MODES = ['bidirectional', 'causal']
 T = 4

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from tsmnet import ResNetTSM, TemporalShift
-from tsmnet.ops import temporal_shift_reference
+from tsmnet.shift import temporal_shift_reference
 
 onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')

@@ -1,13 +1,13 @@
 """tsmnet: the Temporal Shift Module backbone, drop-in compatible with MMAction2's ResNetTSM."""
 
-from . import registry  # noqa: F401  (MMEngine registries, MMAction2 drop-in)
+from . import registry, shift  # noqa: F401  (MMEngine registries; the shift op family)
 from ._version import __version__  # noqa: F401
 from .fuse import fuse_conv_bn
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .models import ResNet, ResNetTSM
-from .ops import temporal_shift
 from .safe_globals import register_safe_globals  # noqa: F401  (on import: Runner ckpts load)
+from .shift import temporal_shift, temporal_shift_reference
 from .stream import TSMStream
 
 __all__ = ['NL3DWrapper', 'ResNet', 'ResNetTSM', 'TSMStream', 'TemporalPool', 'TemporalShift',
-           'fuse_conv_bn', 'temporal_shift']
+           'fuse_conv_bn', 'shift', 'temporal_shift', 'temporal_shift_reference']

@@ -13,16 +13,12 @@ import torch
 from mmcv.cnn import NonLocal3d
 from torch import nn
 
-from .fused import can_fuse, shift_conv2d
-from .inplace_shift import can_shift_in_place, shifted_in_place
-from .ops import (
+from .shift import (
     ShiftMode,
-    _groups,
-    _is_tracing,
-    check_frames,
     check_num_segments,
     check_shift_div,
     check_shift_mode,
+    shift_then,
     temporal_shift,
 )
 
@@ -49,7 +45,7 @@ class TemporalShift(nn.Module):
         shift_div: The fold is ``C // shift_div`` channels. Defaults to 8.
         shift_mode: ``'bidirectional'`` (default) or ``'causal'`` (past frames only).
         inplace: On the CPU, shift the input in place, run ``net`` and shift it back
-            (:mod:`tsmnet.inplace_shift`): in inference, and in training where shift and
+            (:mod:`tsmnet.shift`): in inference, and in training where shift and
             conv run fused. Same numbers, less memory traffic, no allocation. Only for
             inputs nothing else reads while ``net`` runs, as inside a ResNet block, which
             is why ResNetTSM sets it. Defaults to False.
@@ -76,28 +72,17 @@ class TemporalShift(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: ``[N * T, C, H, W]``. Returns: ``net`` of the shifted frames.
 
-        When a gradient is wanted and ``net`` is a plain ``nn.Conv2d`` with no hooks, shift
-        and conv run fused (:func:`tsmnet.fused.shift_conv2d`): the same numbers, but
-        autograd keeps ``x`` instead of a shifted copy of it. Tracing, export and
-        ``torch.compile`` always see the plain shift followed by ``net``.
+        One call into :func:`tsmnet.shift.shift_then`, which chooses how: a shifted copy, the
+        input shifted in place and back (``inplace``, no autograd, no forward hooks that could
+        keep what ``net`` consumed), or, in training with a plain conv as ``net``, shift and
+        conv fused so that autograd keeps ``x`` instead of a shifted copy. Tracing, export
+        and ``torch.compile`` always see a copying shift followed by ``net``. A subclass that
+        overrides :meth:`shift` gets ``net(self.shift(x))``.
         """
-        if self._fuse(x):
-            check_frames(x, self.num_segments, self.shift_div, self.shift_mode)
-            return shift_conv2d(x, self.net, self.num_segments, self.shift_div, self.shift_mode,
-                                in_place=self.inplace)
-        if self.inplace and can_shift_in_place(x) and not _is_tracing():
-            fold = check_frames(x, self.num_segments, self.shift_div, self.shift_mode)
-            with shifted_in_place(x, self.num_segments, _groups(fold, self.shift_mode)):
-                return self.net(x)
-        return self.net(self.shift(x))
-
-    def _fuse(self, x: torch.Tensor) -> bool:
-        net = self.net
-        return (torch.is_grad_enabled() and not _is_tracing() and can_fuse(net)
-                and (x.requires_grad or any(p.requires_grad for p in net.parameters()))
-                and not (net._forward_hooks or net._forward_pre_hooks
-                         or nn.modules.module._global_forward_hooks
-                         or nn.modules.module._global_forward_pre_hooks))
+        if type(self).shift is not TemporalShift.shift:
+            return self.net(self.shift(x))
+        return shift_then(self.net, x, self.num_segments, self.shift_div, self.shift_mode,
+                          in_place=self.inplace)
 
     def shift(self, x: torch.Tensor) -> torch.Tensor:
         """The shift alone, ``[N * T, C, H, W]`` to the same shape."""

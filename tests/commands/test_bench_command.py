@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from tsmnet import native
 from tsmnet.commands.bench import add_arguments, run_suite, table
+from tsmnet.shift import native
 
 
 def test_every_figure_is_reported_with_its_spread(capsys) -> None:

@@ -82,3 +82,13 @@ def test_r50_flops_match_mmaction_model_zoo(capsys) -> None:
     total = out['flops']['per_clip'] + 8 * 2048 * 400
     assert round(total / 1e9, 2) == 32.88
     assert out['parameters'] == 25_557_032 - 2_049_000  # torchvision's resnet50 minus its fc
+
+
+def test_backends(capsys) -> None:
+    assert main(['info', '--backends', '--json']) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status == tsmnet.shift.backend_status()
+    assert main(['info', '--backends']) == 0
+    text = capsys.readouterr().out
+    assert text.startswith('shift backends (auto prefers triton > native > torch > functional')
+    assert '  torch      available' in text and '  functional available' in text

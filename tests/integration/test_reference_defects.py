@@ -14,7 +14,7 @@ from parity import randomize
 import tsmnet
 from tsmnet import NL3DWrapper, ResNetTSM, TemporalPool, TemporalShift, temporal_shift
 from tsmnet.checkpoint import CheckpointMismatchError
-from tsmnet.ops import temporal_shift_reference
+from tsmnet.shift import temporal_shift_reference
 
 NL_CFG = dict(sub_sample=True, use_scale=False, mode='embedded_gaussian')
 

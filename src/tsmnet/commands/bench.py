@@ -10,6 +10,8 @@ gives each candidate's median time. The figures:
 - ``shift_fwd``: ``temporal_shift(x)`` / ``x.clone()`` (no grad) at the input of every shift
   of the network (one row per distinct shape, and ``all sites``: the whole set of inputs of
   one forward);
+- ``in_place``: the in-place shift and its undo (what ResNetTSM's sites run in inference:
+  :func:`tsmnet.shift.shifted_in_place`) / ``x.clone()``, the same shapes;
 - ``shift_fwd_bwd``: shift forward+backward / ``x.mul(1.0)`` forward+backward, the same shapes;
 - ``infer``: ResNetTSM / the same ResNet without shift (``is_shift=False``, same weights),
   and tsmnet / MMAction2 1.2.0's ``ResNetTSM`` (same config and weights); also tsmnet with
@@ -19,9 +21,10 @@ gives each candidate's median time. The figures:
 - ``memory``: bytes of the distinct activation storages that autograd saves during one
   training forward (``torch.autograd.graph.saved_tensors_hooks``; parameters excluded).
 
-Where the shift runs tsmnet's native kernels (contiguous or channels-last frames on the CPU:
-:mod:`tsmnet.native`), the shift and model figures also time the same shift and the same
-model with the PyTorch ops alone (``PyTorch ops alone`` rows, ``*_torch`` in the JSON).
+Where the shift runs a kernel backend (``native`` on the CPU, ``triton`` on a GPU: see
+:mod:`tsmnet.shift`), the shift and model figures also time the same shift and the same
+model with the backend forced to the PyTorch ops (``tsmnet.shift.use_backend('torch')``;
+``PyTorch ops alone`` rows, ``*_torch`` in the JSON).
 
 MMAction2's class is imported through :mod:`tsmnet.mmaction_compat` (the PyPI wheel of
 mmaction2 1.2.0 cannot ``import mmaction.models`` by itself); without MMAction2
@@ -52,6 +55,7 @@ FIGURES = ('shift', 'infer', 'train', 'memory')
 TARGETS: dict[str, float] = {  # the targets of the performance issue (CPU, fp32)
     'shift_fwd / clone': 1.1,
     'shift_fwd_bwd / mul_fwd_bwd': 1.2,
+    'in_place_undo / clone': 0.6,  # the GPU target (issue 13)
     'infer: tsm / no_shift': 1.03,
     'train: tsm / no_shift': 1.03,
     'infer: tsmnet / mmaction': 0.95,
@@ -233,9 +237,10 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
     and for all the sites of one forward."""
     import torch
 
-    from tsmnet import native, temporal_shift
+    from tsmnet import temporal_shift
+    from tsmnet.shift import ShiftSpec, shifted_in_place, use_backend
 
-    ab = native_ab(x)
+    ab = kernels_ab(x)
     sites = shift_sites(models['tsm'], x)
     by_shape: dict[tuple[int, ...], list[tuple[Any, int, int, str]]] = {}
     for site in sites:
@@ -244,6 +249,7 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
     groups.append((f'all sites ({len(sites)})', sites))
     grads = {id(s[0]): torch.randn_like(s[0]) for s in sites}
     leaves = {id(s[0]): s[0].detach().requires_grad_() for s in sites}
+    specs = {id(s[0]): ShiftSpec.of(s[1], s[0].shape[1] // s[2], s[3]) for s in sites}
     rows = []
     for label, group in groups:
         def clone(group=group) -> None:
@@ -255,7 +261,7 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
                 temporal_shift(*s)
 
         def shift_torch(group=group) -> None:
-            with native.turned_off():
+            with use_backend('torch'):
                 shift(group)
 
         def mul_fwd_bwd(group=group) -> None:
@@ -271,10 +277,15 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
                 temporal_shift(leaf, *s[1:]).backward(grads[id(s[0])])
 
         def shift_fwd_bwd_torch(group=group) -> None:
-            with native.turned_off():
+            with use_backend('torch'):
                 shift_fwd_bwd(group)
 
-        fwd_candidates = {'shift': shift, 'clone': clone}
+        def in_place_undo(group=group) -> None:
+            for s in group:
+                with shifted_in_place(s[0], specs[id(s[0])]):
+                    pass
+
+        fwd_candidates = {'shift': shift, 'clone': clone, 'in_place_undo': in_place_undo}
         bwd_candidates = {'shift_fwd_bwd': shift_fwd_bwd, 'mul_fwd_bwd': mul_fwd_bwd}
         if ab:
             fwd_candidates['shift_torch'] = shift_torch
@@ -285,6 +296,8 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
         row = dict(shape=label,
                    fwd_ratio=ratio(fwd, 'shift', 'clone'),
                    fwd_spread=spread(fwd, 'shift', 'clone'),
+                   in_place_ratio=ratio(fwd, 'in_place_undo', 'clone'),
+                   in_place_spread=spread(fwd, 'in_place_undo', 'clone'),
                    fwd_bwd_ratio=ratio(bwd, 'shift_fwd_bwd', 'mul_fwd_bwd'),
                    fwd_bwd_spread=spread(bwd, 'shift_fwd_bwd', 'mul_fwd_bwd'),
                    times_s={**medians(fwd), **medians(bwd)})
@@ -297,12 +310,13 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
     return rows
 
 
-def native_ab(x: Any) -> bool:
-    """Whether tsmnet's shift runs its native kernels on ``x`` (:mod:`tsmnet.native`), so
-    that a run with the PyTorch ops alone is a different candidate worth timing beside it."""
-    from tsmnet import native
+def kernels_ab(x: Any) -> bool:
+    """Whether tsmnet's shift runs a kernel backend on ``x`` (native or triton: not the
+    PyTorch ops), so that a run with the PyTorch ops alone is a different candidate worth
+    timing beside it."""
+    from tsmnet.shift import ShiftSpec, choose
 
-    return native.kernels_for(x) is not None
+    return choose(x, ShiftSpec.of(1, 1)).backend in ('native', 'triton')
 
 
 def bench_models(args: argparse.Namespace, models: dict[str, Any], x: Any, timer: Timer,
@@ -310,7 +324,8 @@ def bench_models(args: argparse.Namespace, models: dict[str, Any], x: Any, timer
     """Inference (or training-step) time of each model, and the ratios."""
     import torch
 
-    from tsmnet import fuse_conv_bn, native
+    from tsmnet import fuse_conv_bn
+    from tsmnet.shift import use_backend
 
     def infer(m: Any) -> Callable[[], Any]:
         def run() -> None:
@@ -340,9 +355,9 @@ def bench_models(args: argparse.Namespace, models: dict[str, Any], x: Any, timer
         models = {**models, 'tsm_fused': fuse_conv_bn(models['tsm'])}
         pairs['tsm_fused / tsm'] = ('tsm_fused', 'tsm')
     candidates = {k: (step if train else infer)(m) for k, m in models.items()}
-    if native_ab(x):  # the same tsmnet model with its shifts made of PyTorch ops
+    if kernels_ab(x):  # the same tsmnet model with its shifts made of PyTorch ops
         def torch_ops(run=candidates['tsm']) -> None:
-            with native.turned_off():
+            with use_backend('torch'):
                 run()
         candidates['tsm_torch'] = torch_ops
         pairs['tsm_torch / no_shift'] = ('tsm_torch', 'no_shift')
@@ -395,9 +410,15 @@ def _loadavg() -> float | None:
 
 
 def _native_status() -> str:
-    from tsmnet import native
+    from tsmnet.shift import native
 
     return 'in use on the CPU' if native.kernels() is not None else native.why_not()
+
+
+def _backends() -> dict[str, str]:
+    from tsmnet.shift import backend_status
+
+    return {name: why or 'available' for name, why in backend_status().items()}
 
 
 def run_suite(args: argparse.Namespace) -> dict[str, Any]:
@@ -421,7 +442,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
                     threads=torch.get_num_threads(), torch=torch.__version__,
                     loadavg_before=_loadavg(),
                     mmaction=why or 'ResNetTSM of mmaction2 (same weights)',
-                    native_kernels=_native_status()),
+                    native_kernels=_native_status(), shift_backends=_backends()),
         targets=TARGETS)
     if 'shift' in args.figures:
         report['shift'] = bench_shift(args, models, x, timer)
@@ -460,6 +481,13 @@ def table(report: dict[str, Any]) -> str:
         if 'torch_fwd_ratio' in r:
             row(f"  PyTorch ops alone  {r['shape']}", r['torch_fwd_ratio'],
                 quartiles=r['torch_fwd_spread'])
+    for r in report.get('shift', []):
+        if 'in_place_ratio' in r:
+            t = r['times_s']
+            row(f"in-place shift + undo / clone  {r['shape']}", r['in_place_ratio'],
+                TARGETS['in_place_undo / clone'],
+                f"({t['in_place_undo'] * 1e6:.0f} vs {t['clone'] * 1e6:.0f} us)",
+                r['in_place_spread'])
     for r in report.get('shift', []):
         t = r['times_s']
         row(f"shift fwd+bwd / mul fwd+bwd  {r['shape']}", r['fwd_bwd_ratio'],

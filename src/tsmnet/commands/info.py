@@ -160,9 +160,25 @@ def format_info(info: dict[str, Any]) -> str:
     return '\n'.join(lines)
 
 
+def format_backends(status: dict[str, str]) -> str:
+    """The shift backends (:func:`tsmnet.shift.backend_status`) as lines: each available,
+    or why not, and what ``auto`` prefers."""
+    from tsmnet.shift import AUTO_ORDER, ENV_BACKEND, forced_backend
+
+    lines = [f'shift backends (auto prefers {" > ".join(AUTO_ORDER)}; forced: '
+             f'{forced_backend()}, {ENV_BACKEND} or tsmnet.shift.use_backend):']
+    for name, why in status.items():
+        lines.append(f'  {name:<10} {"available" if not why else "unavailable: " + why}')
+    return '\n'.join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     import tsmnet
 
+    if args.backends:
+        status = tsmnet.shift.backend_status()
+        print(json.dumps(status, indent=2) if args.json else format_backends(status))
+        return 0
     if args.config and not Path(args.config).is_file():
         raise FileNotFoundError(f'config file not found: {args.config}')
     kwargs = (backbone_kwargs_from_config(args.config) if args.config
@@ -194,6 +210,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--size', type=int, default=224, help='frame size for the FLOPs')
     parser.add_argument('--no-flops', action='store_true', help='skip counting FLOPs')
     parser.add_argument('--json', action='store_true', help='print JSON')
+    parser.add_argument('--backends', action='store_true',
+                        help='say which shift backends are available here, and why not')
     parser.set_defaults(func=run)
 
 

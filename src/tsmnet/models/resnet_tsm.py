@@ -17,7 +17,7 @@ from torch import nn
 
 from ..checkpoint import load_pretrained
 from ..layers import NL3DWrapper, TemporalPool, TemporalShift
-from ..ops import ShiftMode, check_num_segments, check_shift_div, check_shift_mode
+from ..shift import ShiftMode, check_num_segments, check_shift_div, check_shift_mode
 from .resnet import ResNet
 
 ShiftPlace = Literal['block', 'blockres']

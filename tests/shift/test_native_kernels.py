@@ -9,15 +9,20 @@ import shutil
 import subprocess
 import sys
 
-import mmengine.logging
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tsmnet import native, temporal_shift
-from tsmnet.inplace_shift import shift_in_place_, shifted_in_place
-from tsmnet.ops import _groups, _reversed, temporal_shift_reference
+from tsmnet import temporal_shift
+from tsmnet.shift import (
+    ShiftSpec,
+    native,
+    shift_own,
+    shifted_in_place,
+    temporal_shift_reference,
+    use_backend,
+)
 
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.uint8)
 
@@ -34,6 +39,7 @@ def kernels():
 def torch_ops_only(monkeypatch):
     """The shift as it runs where the native kernels cannot be built."""
     monkeypatch.setattr(native, '_kernels', None)
+    monkeypatch.setattr(native, '_why_not', 'off for this test')
 
 
 def test_kernels_build_where_a_compiler_is():
@@ -66,17 +72,18 @@ def test_kernels_give_the_numbers_of_the_plain_loop(kernels, mode, div, clips, t
     fold = c // div
     if fold == 0:
         return
-    groups = _groups(fold, mode)
+    spec = ShiftSpec.of(t, fold, mode)
     expected = temporal_shift_reference(x, t, div, mode)
     if x.numel():  # the kernels are not called for empty frames
-        assert torch.equal(kernels.shift_copy(x, t, *native.fold_and_dirs(groups)), expected)
+        assert torch.equal(kernels.shift_copy(x, t, fold, list(spec.dirs)), expected)
     assert torch.equal(temporal_shift(x, t, div, mode), expected)
     before = x.clone()
-    with shifted_in_place(x, t, groups):
-        assert torch.equal(x, expected)
-    assert torch.equal(x, before)
+    if x.numel():
+        with torch.no_grad(), shifted_in_place(x, spec):
+            assert torch.equal(x, expected)
+        assert torch.equal(x, before)
     # as a gradient is shifted back: the opposite shift, in place for good
-    assert torch.equal(shift_in_place_(x, t, _reversed(groups)), _shift_back(before, t, fold, mode))
+    assert torch.equal(shift_own(x, spec.reversed()), _shift_back(before, t, fold, mode))
 
 
 @pytest.mark.parametrize('channels_last', [False, True])
@@ -88,13 +95,13 @@ def test_kernels_give_the_numbers_of_the_plain_loop(kernels, mode, div, clips, t
 def test_kernels_on_frames_larger_than_a_task(kernels, shape, div, channels_last):
     t = 2
     x = _frames(shape[0] // t, t, *shape[1:], torch.float32, 0, channels_last)
-    groups = _groups(shape[1] // div, 'bidirectional')
+    spec = ShiftSpec.of(t, shape[1] // div)
     expected = temporal_shift_reference(x, t, div)
-    out = kernels.shift_copy(x, t, *native.fold_and_dirs(groups))
+    out = kernels.shift_copy(x, t, spec.fold, list(spec.dirs))
     assert torch.equal(out, expected)
     assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
     before = x.clone()
-    with shifted_in_place(x, t, groups):
+    with torch.no_grad(), shifted_in_place(x, spec):
         assert torch.equal(x, expected)
     assert torch.equal(x, before)
 
@@ -126,14 +133,16 @@ def test_the_fallback_gives_the_same_numbers(torch_ops_only, mode, div, clips, t
     expected = temporal_shift_reference(x, t, div, mode)
     assert torch.equal(temporal_shift(x, t, div, mode), expected)
     before = x.clone()
-    with shifted_in_place(x, t, _groups(fold, mode)):
+    with torch.no_grad(), shifted_in_place(x, ShiftSpec.of(t, fold, mode)):
         assert torch.equal(x, expected)
     assert torch.equal(x, before)
 
 
-def test_gradients_and_double_backward_do_not_go_through_the_kernels(kernels):
+def test_gradients_and_double_backward_through_the_kernels(kernels):
     x = torch.randn(8, 16, 2, 2, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradgradcheck(lambda v: temporal_shift(v, 4, 4), (x,))
+    with use_backend('native'):
+        assert torch.autograd.gradcheck(lambda v: temporal_shift(v, 4, 4), (x,))
+        assert torch.autograd.gradgradcheck(lambda v: temporal_shift(v, 4, 4), (x,))
 
 
 def test_kernels_refuse_what_they_cannot_shift(kernels):
@@ -153,7 +162,7 @@ def test_kernels_refuse_what_they_cannot_shift(kernels):
 
 
 def test_the_environment_switch_turns_them_off():
-    code = ('import torch; from tsmnet import native, temporal_shift; '
+    code = ('import torch; from tsmnet import temporal_shift; from tsmnet.shift import native; '
             'x = torch.randn(4, 8, 2, 2); temporal_shift(x, 2); '
             'print(native.kernels() is None, native.why_not())')
     env = {**os.environ, native.ENV_SWITCH: '0'}
@@ -173,20 +182,21 @@ def test_a_failed_build_falls_back_and_says_why(monkeypatch):
     monkeypatch.setattr(cpp_extension, 'load', no_compiler)
     monkeypatch.delenv(native.ENV_SWITCH, raising=False)
     logged = []
-    monkeypatch.setattr(mmengine.logging, 'print_log', lambda msg, **kw: logged.append(msg))
+    monkeypatch.setattr(native, 'print_log', lambda msg, **kw: logged.append(msg))
     x = torch.randn(6, 8, 2, 2)
     assert torch.equal(temporal_shift(x, 3), temporal_shift_reference(x, 3))
     assert native.kernels() is None
     assert native.why_not() == 'RuntimeError: no compiler here'
-    assert any('native shift kernels unavailable (RuntimeError: no compiler here)' in m
-               for m in logged), logged
+    assert [m for m in logged if 'unavailable' in m] == [
+        'tsmnet: native shift kernels unavailable (RuntimeError: no compiler here); using '
+        'PyTorch ops (same numbers, slower)'], logged
 
 
 def test_nothing_is_built_for_frames_the_kernels_do_not_take():
-    code = ('import torch; from tsmnet import native, temporal_shift; '
+    code = ('import torch; from tsmnet import temporal_shift; from tsmnet.shift import native; '
             'temporal_shift(torch.randn(4, 16, 2, 4)[..., ::2], 2); '
-            'print(native._kernels is native._UNSET)')
+            'print(native.loaded())')
     env = {k: v for k, v in os.environ.items() if k != native.ENV_SWITCH}
     out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
                          check=True).stdout
-    assert out.strip() == 'True'
+    assert out.strip() == 'False'

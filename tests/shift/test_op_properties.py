@@ -2,7 +2,7 @@
 
 Hypothesis draws N, T, C, H, W, shift_div, mode, dtype (fp32, fp64, fp16, bf16) and memory
 layout (contiguous, channels_last, strided view); the op must equal
-:func:`tsmnet.ops.temporal_shift_reference` exactly (a shift only moves values), in eager
+:func:`tsmnet.shift.temporal_shift_reference` exactly (a shift only moves values), in eager
 inference, under autograd (forward and backward) and under tracing.
 Examples in CI: 500 + 200 + 100 + 50 + 100 = 950.
 """
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from tsmnet import TemporalShift, temporal_shift
-from tsmnet.ops import temporal_shift_reference
+from tsmnet.shift import temporal_shift_reference
 
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 LAYOUTS = ('contiguous', 'channels_last', 'strided')

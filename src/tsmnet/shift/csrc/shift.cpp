@@ -1,10 +1,10 @@
-// The temporal shift of CPU frames as single-call kernels (see tsmnet/native.py).
+// The temporal shift of CPU frames as single-call kernels (see tsmnet/shift/native.py).
 //
 // Frames [N * T, C, H, W], contiguous or channels-last. Channel group p (p < dirs.size()) is
 // channels [p * fold, (p + 1) * fold). dirs[p] = +1: frame i takes frame i + 1 of its clip;
 // -1: frame i takes i - 1; 0: unshifted. A frame outside the clip reads as zero bytes (0 in
 // every dtype). Elements are only moved, never computed, so every dtype takes the same code
-// and the numbers are exactly those of the PyTorch ops in tsmnet/ops.py.
+// and the numbers are exactly those of the other backends of tsmnet/shift/.
 //
 // Both layouts are rows of bytes: a frame is `rows` rows of `row` bytes, and in each row a
 // group is `group` bytes at offset p * group, the unshifted channels following them.
@@ -174,7 +174,7 @@ void unshift_(at::Tensor x, int64_t t, int64_t fold, std::vector<int64_t> dirs,
 
 }  // namespace
 
-TORCH_LIBRARY(tsmnet, m) {
+TORCH_LIBRARY_FRAGMENT(tsmnet, m) {
   m.def("shift_copy(Tensor x, int t, int fold, int[] dirs) -> Tensor");
   m.def("shift_(Tensor(a!) x, int t, int fold, int[] dirs, bool keep) -> Tensor");
   m.def("unshift_(Tensor(a!) x, int t, int fold, int[] dirs, Tensor edges) -> ()");

@@ -9,8 +9,7 @@ import torch
 from torch import nn
 
 from tsmnet import ResNetTSM, TemporalShift
-from tsmnet.inplace_shift import can_shift_in_place, shifted_in_place
-from tsmnet.ops import _groups, temporal_shift
+from tsmnet.shift import ShiftSpec, choose, shifted_in_place, temporal_shift
 
 
 class _Probe(nn.Module):
@@ -46,7 +45,7 @@ def test_input_is_restored_when_the_module_raises():
     x = torch.randn(8, 16, 2, 2)
     before = x.clone()
     with pytest.raises(RuntimeError, match='boom'):
-        with torch.no_grad(), shifted_in_place(x, 4, _groups(2, 'bidirectional')):
+        with torch.no_grad(), shifted_in_place(x, ShiftSpec.of(4, 2)):
             assert not torch.equal(x, before)
             raise RuntimeError('boom')
     assert torch.equal(x, before)
@@ -54,10 +53,14 @@ def test_input_is_restored_when_the_module_raises():
 
 def test_only_without_autograd_and_for_viewable_frames():
     x = torch.randn(8, 16, 2, 2)
-    assert not can_shift_in_place(x)  # autograd on: the conv may keep its input
+    spec = ShiftSpec.of(4, 2)
+    # autograd on: the conv may keep its input
+    assert choose(x, spec, in_place=True).strategy == 'copy'
     with torch.no_grad():
-        assert can_shift_in_place(x)
-        assert not can_shift_in_place(x[:, ::2])  # a strided view cannot be shifted in place
+        assert choose(x, spec, in_place=True).strategy == 'in_place'
+        # a strided view cannot be shifted in place
+        assert choose(x[:, ::2], spec, in_place=True).strategy == 'copy'
+        assert choose(x, spec).strategy == 'copy'  # nor without the caller's permission
 
 
 def test_the_public_op_and_default_module_never_touch_the_input():

@@ -1,4 +1,4 @@
-"""The fused shift + conv of training (tsmnet.fused): the numbers of the plain pair, less
+"""The fused shift + conv of training (tsmnet.shift.fused): the numbers of the plain pair, less
 memory kept for backward, and taken only where it is the same computation."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from torch import nn
 
 from tsmnet import ResNetTSM, TemporalShift
 from tsmnet.commands.bench import saved_bytes  # the counter the benchmark reports
-from tsmnet.fused import can_fuse
-from tsmnet.ops import temporal_shift_reference
+from tsmnet.shift import can_fuse, temporal_shift_reference
 
 T = 4
 CONVS = {

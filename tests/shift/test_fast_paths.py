@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from tsmnet import ResNetTSM, TemporalShift, temporal_shift
-from tsmnet.ops import temporal_shift_reference
+from tsmnet.shift import temporal_shift_reference
 
 T = 4
 
@@ -116,3 +116,31 @@ def test_inductor_compiled_shift_conv_matches_eager(mode: str) -> None:
         (g,) = torch.autograd.grad(out.sum(), x)
         (g_ref,) = torch.autograd.grad(expected.sum(), x)
         torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('backend', ['auto', 'torch'])
+def test_compiled_graph_keeps_the_registered_op(backend: str) -> None:
+    """Under torch.compile the shift is one registered op (the native kernels on the CPU
+    where they build, else the PyTorch ops), not slices and cat; outputs and gradients equal
+    the loop."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    from tsmnet.shift import native, use_backend
+
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend('aot_eager')
+    fn = torch.compile(lambda v: temporal_shift(v, T, 8), fullgraph=True, backend=counter)
+    x = torch.randn(2 * T, 16, 3, 3, requires_grad=True)
+    with use_backend(backend):
+        out = fn(x)
+    assert torch.equal(out, temporal_shift_reference(x, T, 8))
+    g = torch.randn_like(out)
+    (grad,) = torch.autograd.grad(out, x, g)
+    ref = x.detach().requires_grad_()
+    temporal_shift_reference(ref, T, 8).backward(g)
+    assert torch.equal(grad, ref.grad)
+    expected = 'native_shift' if backend == 'auto' and native.kernels() is not None else (
+        'torch_shift')
+    code = counter.graphs[0].code
+    assert f'torch.ops.tsmnet.{expected}' in code, code
+    assert 'torch.cat' not in code, code

@@ -1,0 +1,226 @@
+"""The one place that chooses how a shift runs: which backend, which strategy, and why.
+
+Backends (one module each) give the same numbers: ``functional`` (slices and cat: tracing,
+ONNX export), ``torch`` (PyTorch ops, any device), ``native`` (C++ CPU kernels) and
+``triton`` (GPU kernels). Each lists the reasons it cannot take a tensor, as xformers'
+attention backends do; :func:`choose` takes the first of :data:`AUTO_ORDER` with none, or the
+one forced by ``TSMNET_SHIFT_BACKEND`` / :func:`use_backend`, which raises with its reasons
+instead of falling back. The strategy follows from the call:
+
+- ``copy``: a new shifted tensor (under autograd, its gradient is the opposite shift);
+- ``in_place``: shift the input itself, run the module, shift it back (only the folds move).
+  Only where the caller allows it (its input is read by nothing else meanwhile, as inside a
+  ResNet block), with no gradient recorded and no forward hooks that could keep a reference
+  to what the module consumed;
+- ``fused``: shift and conv in one autograd node that keeps the unshifted input for backward
+  (training, where the module is a plain conv and has no hooks); ``fused_in_place`` shifts
+  the input in place for the conv instead of copying it.
+
+Under ``torch.compile`` the chosen backend's registered op is used (a copy: compiled graphs
+keep no in-place or fused strategy); under ``torch.jit`` tracing, ``torch.export`` and ONNX
+export (both exporters), only ``functional``, which every exporter maps to standard ops.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from types import ModuleType
+from typing import Literal, NamedTuple
+
+import torch
+from torch import nn
+
+from . import functional, native, torch_ops, triton_kernels
+from .spec import ShiftSpec, spec_for
+
+BackendName = Literal['functional', 'torch', 'native', 'triton']
+Strategy = Literal['copy', 'in_place', 'fused', 'fused_in_place']
+ENV_BACKEND = 'TSMNET_SHIFT_BACKEND'
+BACKENDS: dict[str, ModuleType] = {
+    'functional': functional, 'torch': torch_ops, 'native': native, 'triton': triton_kernels}
+AUTO_ORDER: tuple[str, ...] = ('triton', 'native', 'torch', 'functional')
+VALID_NAMES: tuple[str, ...] = ('auto', *BACKENDS)
+
+_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    'tsmnet_shift_backend', default=None)
+
+# Conv classes whose forward is exactly nn.Conv2d's: mmcv's wrapper (what ConvModule builds for
+# conv_cfg=dict(type='Conv')) differs only for empty inputs on torch < 1.4.
+_PLAIN_CONVS: tuple[type[nn.Module], ...] = (nn.Conv2d,)
+try:
+    from mmcv.cnn.bricks.wrappers import Conv2d as _MMCVConv2d
+
+    _PLAIN_CONVS += (_MMCVConv2d,)
+except ImportError:  # mmcv is optional here
+    pass
+
+
+class Plan(NamedTuple):
+    """How one shift runs: the backend, the strategy, why, and the backends that ``auto``
+    passed over before it (their reasons are spelled out by :func:`explain` only: the hot
+    path formats no messages)."""
+
+    backend: BackendName
+    strategy: Strategy
+    why: str
+    passed_over: tuple[str, ...] = ()
+
+
+def check_backend_name(name: object, source: str = 'backend') -> str:
+    """Return ``name`` if it names a backend (or ``'auto'``); raise ``ValueError`` listing
+    the valid names otherwise."""
+    if name not in VALID_NAMES:
+        raise ValueError(f'{source} must be one of {VALID_NAMES}, got {name!r}')
+    return name  # type: ignore[return-value]
+
+
+@torch.compiler.assume_constant_result
+def forced_backend() -> str:
+    """The backend forced for this thread or task: :func:`use_backend`, else
+    ``TSMNET_SHIFT_BACKEND`` (read at the first shift of the process), else ``'auto'``."""
+    return _forced.get() or _env_backend()
+
+
+@lru_cache(maxsize=1)  # the environment is read once: this runs for every shift
+def _env_backend() -> str:
+    return check_backend_name(os.environ.get(ENV_BACKEND, 'auto') or 'auto', ENV_BACKEND)
+
+
+@contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Force a shift backend inside the ``with`` body (this thread or asyncio task only).
+
+    Args:
+        name: ``'auto'``, ``'functional'``, ``'torch'``, ``'native'`` or ``'triton'``. A forced
+            backend that cannot take a tensor raises ``RuntimeError`` saying why.
+
+    Raises:
+        ValueError: ``name`` is not a backend name.
+    """
+    token = _forced.set(check_backend_name(name, 'name'))
+    try:
+        yield
+    finally:
+        _forced.reset(token)
+
+
+def backend_status() -> dict[str, str]:
+    """Each backend's availability here: ``''`` where available, else why not.
+
+    Builds the native kernels if they were not built yet (to know whether they can be).
+    """
+    return {name: module.status() for name, module in BACKENDS.items()}
+
+
+def has_hooks(net: nn.Module | None) -> bool:
+    """Whether a forward or pre-forward hook, global or on ``net`` or a module inside it,
+    could keep a reference to a tensor ``net`` consumed."""
+    mod = nn.modules.module
+    if mod._global_forward_hooks or mod._global_forward_pre_hooks:
+        return True
+    return net is not None and any(m._forward_hooks or m._forward_pre_hooks
+                                   for m in net.modules())
+
+
+def can_fuse(net: nn.Module | None) -> bool:
+    """Whether the fused shift + conv computes ``net(shift(x))`` for this ``net``: a plain
+    ``nn.Conv2d`` or mmcv's ``Conv2d`` wrapper (not another subclass, which may override
+    ``forward``) with zero padding given as numbers."""
+    return (net is not None and type(net) in _PLAIN_CONVS and net.padding_mode == 'zeros'
+            and not isinstance(net.padding, str))
+
+
+def _wants_grad(x: torch.Tensor, net: nn.Module | None) -> bool:
+    return torch.is_grad_enabled() and (
+        x.requires_grad or (net is not None and any(p.requires_grad for p in net.parameters())))
+
+
+def _strategy(x: torch.Tensor, in_place: bool, net: nn.Module | None) -> tuple[str, str]:
+    """The strategy for eager mode, and why."""
+    if can_fuse(net) and _wants_grad(x, net):
+        if has_hooks(net):
+            return 'copy', 'a gradient is wanted, but hooks on the conv must see its input'
+        if in_place:
+            return 'fused_in_place', 'training a plain conv whose input may be shifted in place'
+        return 'fused', 'training a plain conv: autograd keeps the unshifted input'
+    if not in_place:
+        return 'copy', 'the caller does not allow shifting its input in place'
+    if torch.is_grad_enabled():
+        return 'copy', 'autograd is recording: the module may keep its input'
+    if has_hooks(net):
+        return 'copy', 'forward hooks could keep a reference to the shifted input'
+    return 'in_place', 'no autograd, no hooks, and the caller allows it'
+
+
+def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
+           net: nn.Module | None = None) -> Plan:
+    """Choose the backend and the strategy of one shift of ``x``.
+
+    Args:
+        x: Frames ``[N * T, C, H, W]``, already checked.
+        spec: The shift.
+        in_place: The caller allows shifting ``x`` itself while ``net`` runs (nothing else
+            reads it meanwhile). Defaults to False.
+        net: The module that runs on the shifted frames, if any (for fusing and hooks).
+
+    Raises:
+        RuntimeError: The forced backend cannot take ``x`` (the message says why).
+    """
+    forced = forced_backend()
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_exporting():
+        if forced not in ('auto', 'functional'):
+            raise RuntimeError(f'shift backend {forced!r} (forced) cannot be traced: '
+                               f'torch.jit tracing, torch.export and ONNX export record only '
+                               f'the functional backend')
+        return Plan('functional', 'copy', 'tracing or exporting: slices and cat')
+    compiling = torch.compiler.is_compiling()
+    strategy, why = ('copy', 'compiling: the registered op') if compiling else _strategy(
+        x, in_place, net)
+    wants_in_place = strategy in ('in_place', 'fused_in_place')
+    if forced != 'auto':
+        module = BACKENDS[forced]
+        refused = module.reasons(x, False)
+        if refused:
+            raise RuntimeError(f'shift backend {forced!r} (forced) cannot take x: '
+                               f'{"; ".join(refused)}')
+        if wants_in_place and module.reasons(x, True):
+            strategy, why = _without_in_place(strategy, f'{forced} has no in-place shift here')
+        return Plan(forced, strategy, f'forced; {why}')
+    passed_over: tuple[str, ...] = ()
+    for name in AUTO_ORDER:
+        if name == 'triton' and x.device.type != 'cuda':
+            # Triton's interpreter (CPU tensors) is for tests: only when forced
+            passed_over += (name,)
+            continue
+        if not BACKENDS[name].reasons(x, wants_in_place):
+            break
+        if wants_in_place and not BACKENDS[name].reasons(x, False):
+            strategy, why = _without_in_place(strategy, f'{name} cannot shift in place here')
+            break
+        passed_over += (name,)
+    return Plan(name, strategy, why, passed_over)
+
+
+def _without_in_place(strategy: str, why: str) -> tuple[str, str]:
+    return ('fused' if strategy == 'fused_in_place' else 'copy'), why
+
+
+def explain(x: torch.Tensor, num_segments: int, shift_div: int = 8,
+            mode: str = 'bidirectional', *, in_place: bool = False,
+            net: nn.Module | None = None) -> str:
+    """Say how :func:`tsmnet.temporal_shift` (or a shift module with ``in_place`` and
+    ``net``) would shift ``x`` here, and why: ``'backend/strategy: reasons'``."""
+    plan = choose(x, spec_for(x, num_segments, shift_div, mode), in_place=in_place, net=net)
+    text = f'{plan.backend}/{plan.strategy}: {plan.why}'
+    wants_in_place = plan.strategy in ('in_place', 'fused_in_place')
+    over = []
+    for name in plan.passed_over:
+        if name == 'triton' and x.device.type != 'cuda':
+            over.append(f'triton: x is on {x.device.type} (not chosen unless forced)')
+        else:
+            over.append(f'{name}: {"; ".join(BACKENDS[name].reasons(x, wants_in_place))}')
+    return text + (' (passed over: ' + ' | '.join(over) + ')' if over else '')
