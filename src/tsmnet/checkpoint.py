@@ -30,6 +30,7 @@ from .convert import (
     torchvision_to_resnet,
     tsm_to_mmaction,
 )
+from .keymap import mobilenet_v2 as mobilenet_v2_keymap
 from .safe_globals import register_safe_globals
 
 __all__ = ['CheckpointMismatchError', 'LoadReport', 'UnsafeCheckpointError', 'load_pretrained',
@@ -201,13 +202,24 @@ def read_state_dict(source: str | Path) -> StateDict:
 
 
 def _plain_resnet_keys(model: nn.Module) -> set[str]:
-    """Keys (unwrapped) that the plain 2D ResNet under ``model`` has."""
+    """Keys (unwrapped) that the plain 2D ResNet (or MobileNetV2) under ``model`` has."""
+    if hasattr(model, 'widen_factor'):
+        return _plain_mobilenet_v2_keys(model)
     from .models.resnet import ResNet
 
     plain = ResNet(model.depth, in_channels=model.in_channels, num_stages=model.num_stages,
                    out_indices=model.out_indices, strides=model.strides,
                    dilations=model.dilations, style=model.style, conv_cfg=model.conv_cfg,
                    norm_cfg=model.norm_cfg, act_cfg=model.act_cfg)
+    return set(plain.state_dict())
+
+
+def _plain_mobilenet_v2_keys(model: nn.Module) -> set[str]:
+    """Keys that the plain 2D MobileNetV2 under ``model`` has."""
+    from .models.mobilenet_v2 import MobileNetV2
+
+    plain = MobileNetV2(widen_factor=model.widen_factor, out_indices=model.out_indices,
+                        conv_cfg=model.conv_cfg, norm_cfg=model.norm_cfg, act_cfg=model.act_cfg)
     return set(plain.state_dict())
 
 
@@ -227,7 +239,7 @@ def match_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     for key, value in state_dict.items():
         if key not in own:
             stage = re.match(r'^layer(\d+)\.', key)
-            if pretrained_2d and stage and int(stage.group(1)) > model.num_stages:
+            if pretrained_2d and stage and int(stage.group(1)) > getattr(model, 'num_stages', 99):
                 report.skipped.append(key)
             else:
                 report.unexpected.append(key)
@@ -301,6 +313,9 @@ def to_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
         missing non-local weights are expected). Recognizer keys outside the backbone
         (``cls_head.``...) are listed in ``report.skipped``.
     """
+    mobile = mobilenet_v2_keymap.detect_layout(state_dict)
+    if mobile is not None and hasattr(model, 'widen_factor'):
+        return _mobilenet_v2_backbone_keys(state_dict, model, report, mobile)
     fmt = detect_format(state_dict)
     report.source_format = fmt
     if fmt == 'torchvision':
@@ -318,6 +333,29 @@ def to_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
         report.skipped.extend(rest)
         return backbone, False
     return strip_data_parallel(state_dict), False
+
+
+def _mobilenet_v2_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
+                                report: LoadReport, layout: str) -> tuple[StateDict, bool]:
+    """:func:`to_backbone_keys` for a MobileNetV2 file of ``layout``
+    (:func:`tsmnet.keymap.mobilenet_v2.detect_layout`)."""
+    keymap = mobilenet_v2_keymap
+    report.source_format = f'MobileNetV2 {layout}'
+    if layout == 'torchvision':
+        backbone = keymap.torchvision_to_mobilenet_v2(state_dict)
+        report.skipped.extend(k for k in state_dict if re.match(r'^(module\.)?classifier\.', k))
+    elif layout in ('mmpretrain', 'tsmnet'):  # MMEngine's mmcls:// loader gives bare keys
+        backbone = keymap.mmpretrain_to_mobilenet_v2(state_dict)
+        report.skipped.extend(k for k in state_dict if re.match(r'^(module\.)?head\.', k))
+    else:  # a video checkpoint: the recognizer's backbone keys
+        recognizer = (keymap.tsm_online_to_mmaction(state_dict) if layout == 'tsm-online'
+                      else keymap.strip_data_parallel(state_dict))
+        backbone, rest = split_recognizer(recognizer)
+        report.skipped.extend(rest)
+        return backbone, False
+    if keymap.is_shifted(backbone):
+        return backbone, False
+    return wrap_state_dict(backbone, model.state_dict(), wrap_names_of(model)), True
 
 
 def load_pretrained(model: nn.Module, source: str | Path, *, torchvision: bool,

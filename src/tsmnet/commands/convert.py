@@ -107,9 +107,12 @@ def convert_checkpoint(src: str | Path, source_format: str, *, depth: int | None
         split_recognizer,
     )
 
-    if source_format not in SOURCE_FORMATS:
-        raise ValueError(f'source_format must be one of {SOURCE_FORMATS}, got {source_format!r}')
+    if source_format not in SOURCE_FORMATS + MOBILENET_V2_FORMATS:
+        raise ValueError(f'source_format must be one of {SOURCE_FORMATS + MOBILENET_V2_FORMATS}, '
+                         f'got {source_format!r}')
     raw = read_state_dict(src)
+    if source_format == 'mmpretrain' or mobilenet_v2_layout(raw) is not None:
+        return convert_mobilenet_v2(src, raw, source_format, is_shift=is_shift)
     found = detect_format(raw)
     expected = 'torchvision' if source_format in ('torchvision', 'timm') else source_format
     if found != expected:
@@ -205,8 +208,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('src', help='the checkpoint to convert (.pth or .safetensors)')
     parser.add_argument('dst', help='where to write the MMAction2-style checkpoint')
     parser.add_argument('--from', dest='source_format', required=True,
-                        choices=('torchvision', 'timm', 'tsm', 'mmaction'),
-                        help='the layout of SRC; tsm = the original mit-han-lab release')
+                        choices=('torchvision', 'timm', 'tsm', 'mmaction', 'mmpretrain'),
+                        help='the layout of SRC; tsm = the original mit-han-lab release (for '
+                             'MobileNetV2: its online demo); mmpretrain = MMPretrain/mmcls '
+                             '(MobileNetV2). ResNet or MobileNetV2 is read off the keys')
     parser.add_argument('--depth', type=int, choices=(18, 34, 50, 101, 152),
                         help='refuse SRC unless it holds a ResNet of this depth')
     parser.add_argument('--in-channels', type=int, default=None,
@@ -222,3 +227,98 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='write the keys that fit even if some are missing, unexpected '
                              'or of another shape')
     parser.set_defaults(func=run)
+
+
+# -- MobileNetV2 (torchvision, MMPretrain, the TSM online demo, MMAction2) -------------------
+
+#: Layouts ``--from`` names for MobileNetV2 files beyond the ResNet ones.
+MOBILENET_V2_FORMATS: tuple[str, ...] = ('mmpretrain',)
+# --from NAME -> the layouts of tsmnet.keymap.mobilenet_v2.detect_layout it accepts
+_MOBILENET_V2_LAYOUTS: dict[str, tuple[str, ...]] = {
+    'torchvision': ('torchvision',), 'mmpretrain': ('mmpretrain', 'tsmnet'),
+    'tsm': ('tsm-online',), 'mmaction': ('mmaction',), 'timm': ()}
+
+
+def mobilenet_v2_layout(raw: dict[str, Any]) -> str | None:
+    """The MobileNetV2 layout of a state dict (None: not a MobileNetV2)."""
+    from tsmnet.keymap.mobilenet_v2 import detect_layout
+
+    return detect_layout(raw)
+
+
+class MobileNetV2Conversion(Conversion):
+    """A :class:`Conversion` of MobileNetV2 weights (its architecture is a width)."""
+
+    def summary(self) -> str:
+        a = self.arch
+        shift = (f"{a['shift_mode']} shift, 10 sites at width 1.0" if a['is_shift']
+                 else 'no shift')
+        r = self.report
+        mismatched = r.mismatched + self.head_mismatched
+        return '\n'.join([
+            f"architecture: MobileNetV2 (widen_factor={a['widen_factor']}), {shift}",
+            f'converted: {len(r.loaded)} backbone keys, {len(self.head_keys)} head keys',
+            f'missing: {len(r.missing)}{_list(r.missing)}',
+            f'unexpected: {len(r.unexpected) + len(self.unexpected)}'
+            f'{_list(r.unexpected + self.unexpected)}',
+            f'shape-mismatched: {len(mismatched)}' + ''.join(
+                f'\n  {k}: checkpoint {tuple(s)}, model {tuple(m)}' for k, s, m in mismatched)])
+
+
+def convert_mobilenet_v2(src: str | Path, raw: dict[str, Any], source_format: str, *,
+                         is_shift: bool = True) -> MobileNetV2Conversion:
+    """:func:`convert_checkpoint` for MobileNetV2 files, checked against a tsmnet
+    ``MobileNetV2TSM`` of the width read off the keys.
+
+    Args:
+        src: The file (for messages).
+        raw: Its state dict.
+        source_format: ``'torchvision'``, ``'mmpretrain'``, ``'tsm'`` (the TSM online demo;
+            its shift is causal) or ``'mmaction'``.
+        is_shift: The structure to write 2D weights for. Defaults to True.
+
+    Raises:
+        ValueError: A file of another layout, or a width no MobileNetV2 has.
+    """
+    from tsmnet import MobileNetV2TSM
+    from tsmnet.checkpoint import LoadReport, match_state_dict, to_backbone_keys
+    from tsmnet.convert import BACKBONE_PREFIX, HEAD_PREFIX
+    from tsmnet.keymap.mobilenet_v2 import is_shifted, stage_channels
+    from tsmnet.models.mobilenet_v2 import widen_factor_for
+
+    layout = mobilenet_v2_layout(raw)
+    if layout not in _MOBILENET_V2_LAYOUTS[source_format]:
+        raise ValueError(f'{src} is not a {source_format} MobileNetV2 checkpoint: its keys look '
+                         f'like the {layout or "unknown"} layout (e.g. {next(iter(raw))!r})')
+    probe = MobileNetV2TSM(is_shift=False)  # reads the keys without a width yet
+    report = LoadReport()
+    backbone, _ = to_backbone_keys(raw, probe, report)
+    channels = stage_channels({k.replace('.net.', '.'): v for k, v in backbone.items()})
+    width = None if channels is None else widen_factor_for(channels)
+    if width is None:
+        raise ValueError(f'{src}: its channels {channels} match no MobileNetV2 width')
+    video = layout in ('tsm-online', 'mmaction')
+    shifted = is_shifted(backbone) if video else is_shift
+    arch = dict(arch='MobileNetV2', widen_factor=width, is_shift=shifted,
+                shift_mode='causal' if layout == 'tsm-online' else 'bidirectional',
+                in_channels=3)
+    model = MobileNetV2TSM(widen_factor=width, is_shift=shifted, shift_mode=arch['shift_mode'])
+    report = LoadReport()
+    backbone, _ = to_backbone_keys(raw, model, report)
+    usable, found = match_state_dict(model, backbone, pretrained_2d=False)
+    found.source_format = report.source_format
+    conversion = MobileNetV2Conversion(state_dict={}, arch=arch, report=found)
+    head = {}
+    if video:
+        from tsmnet.keymap.mobilenet_v2 import tsm_online_to_mmaction
+
+        recognizer = tsm_online_to_mmaction(raw) if layout == 'tsm-online' else raw
+        for key, value in recognizer.items():
+            if key.startswith(HEAD_PREFIX):
+                head[key] = value
+            elif not key.startswith(BACKBONE_PREFIX):
+                conversion.unexpected.append(key)
+    conversion.head_keys = sorted(head)
+    conversion.state_dict = {BACKBONE_PREFIX + k: v for k, v in usable.items()}
+    conversion.state_dict.update(head)
+    return conversion

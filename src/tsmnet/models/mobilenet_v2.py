@@ -276,3 +276,22 @@ class MobileNetV2(BaseModule):
                 if isinstance(m, _BatchNorm):
                     m.eval()
         return self
+
+
+#: Widths tried first when reading ``widen_factor`` off a checkpoint (the published ones).
+_COMMON_WIDTHS: tuple[float, ...] = (1.0, 0.5, 0.75, 1.4, 1.3, 0.35, 0.25, 2.0)
+
+
+def stage_channels_for(widen_factor: float) -> tuple[int, ...]:
+    """Output channels of ``conv1``, ``layer1`` ... ``layer7`` and ``conv2`` at a width."""
+    last = int(1280 * widen_factor) if widen_factor > 1.0 else 1280
+    return (make_divisible(32 * widen_factor, 8),
+            *(make_divisible(c * widen_factor, 8) for _, c, _, _ in ARCH_SETTINGS), last)
+
+
+def widen_factor_for(channels: Sequence[int]) -> float | None:
+    """The ``widen_factor`` whose stage channels are ``channels`` (see
+    :func:`stage_channels_for`), a published width first; None if no width in
+    0.05 ... 3.0 fits."""
+    candidates = _COMMON_WIDTHS + tuple(round(0.05 * i, 2) for i in range(1, 61))
+    return next((w for w in candidates if stage_channels_for(w) == tuple(channels)), None)

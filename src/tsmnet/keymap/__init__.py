@@ -1,0 +1,1 @@
+"""Pure key mappings between checkpoint layouts: state dict in, state dict out, no models."""
