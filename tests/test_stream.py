@@ -442,7 +442,8 @@ def test_mobilenet_v2_plain_streams_and_bidirectional_is_refused():
     frames = torch.randn(2, 3, SIZE, SIZE)
     with torch.no_grad():
         torch.testing.assert_close(TSMStream(plain).step(frames), plain(frames), atol=0, rtol=0)
-    with pytest.raises(ValueError, match=r"layer2\.1\.conv\.0 \(TemporalShift\) has shift_mode='bidirectional'"):
+    why = r"layer2\.1\.conv\.0 \(TemporalShift\) has shift_mode='bidirectional'"
+    with pytest.raises(ValueError, match=why):
         TSMStream(MobileNetV2TSM())
     with pytest.raises(ValueError, match='in_channels=3'):
         TSMStream(causal_mobilenet()).step(torch.randn(1, 4, SIZE, SIZE))
