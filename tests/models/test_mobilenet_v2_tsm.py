@@ -205,6 +205,18 @@ def test_defect_2d_weights_renamed_by_substring(mmaction_models, tmp_path):
         assert torch.equal(ours.state_dict()[k], v), k
 
 
+def test_defect_silent_arguments(mmaction_models):
+    """The reference accepts a shift_div that leaves the narrowest site (24 channels) nothing
+    to shift, and a widen_factor of 0, which builds 8-channel layers; tsmnet refuses both."""
+    ref = mmaction_models.MobileNetV2TSM(shift_div=25)
+    assert ref.layer2[1].conv[0].net.conv.in_channels // 25 == 0
+    assert mmaction_models.MobileNetV2TSM(widen_factor=0).layer7[0].conv[2].conv.out_channels == 8
+    with pytest.raises(ValueError, match='shift_div=25 leaves no channel'):
+        MobileNetV2TSM(shift_div=25)
+    with pytest.raises(ValueError, match='widen_factor must be > 0'):
+        MobileNetV2TSM(widen_factor=0)
+
+
 # -- errors ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('kwargs, match', [
