@@ -360,13 +360,15 @@ def _mobilenet_v2_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: n
 
 def load_pretrained(model: nn.Module, source: str | Path, *, torchvision: bool,
                     strict: bool = True) -> LoadReport:
-    """Load a checkpoint file into a tsmnet ResNet or ResNetTSM.
+    """Load a checkpoint file into a tsmnet ResNet(TSM) or MobileNetV2(TSM).
 
     The layout is read off the keys (:func:`tsmnet.convert.detect_format`): a torchvision or
     timm ImageNet ResNet (converted, classifier dropped, wrapper segments added, the stem
     conv inflated when ``in_channels != 3``), an original TSM release checkpoint
     (converted), an MMAction2 recognizer checkpoint (its ``backbone.`` keys; the head is
-    skipped and reported) or bare tsmnet backbone keys.
+    skipped and reported) or bare tsmnet backbone keys. A MobileNetV2(TSM) reads
+    torchvision's, MMPretrain's, the TSM online demo's and MMAction2's MobileNetV2 layouts
+    (:mod:`tsmnet.keymap.mobilenet_v2`).
 
     Args:
         model: The backbone.

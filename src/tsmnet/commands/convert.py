@@ -7,6 +7,10 @@ The output is MMAction2's recognizer layout, ``{'state_dict': {'backbone.â€¦': â
 ``ResNetTSM(..., pretrained=DST)``. Every converted key is checked against a tsmnet
 ``ResNetTSM`` of the architecture the file holds; a partial result is not written unless
 ``--allow-partial`` is given.
+
+MobileNetV2 files (torchvision's, MMPretrain's, the TSM online demo's with ``--from tsm``,
+MMAction2's) are recognised by their keys and checked against a tsmnet ``MobileNetV2TSM`` of
+the width they hold.
 """
 
 from __future__ import annotations
