@@ -42,3 +42,13 @@ def test_demo_online_command(tmp_path, capsys) -> None:
     assert by_frames[-1] == pytest.approx(results['offline_accuracy'])
     assert results['streamed_agrees_with_offline'] == 1.0
     assert (out / 'online.png').stat().st_size > 1000
+
+
+def test_wrapped_clips_keep_the_whole_object_and_the_pairing() -> None:
+    """On the torus the object is never cut by an edge (its area stays the same in every
+    frame, wherever it is), and a clip of class 1 is still a clip of class 0 reversed."""
+    clips, labels = MotionDirection(32, 8, seed=4, wrap=True).sample_pairs(6)
+    assert torch.equal(clips[6:], clips[:6].flip(1)) and labels.tolist() == [0] * 6 + [1] * 6
+    background = clips.median(dim=-1).values.median(dim=-1).values
+    area = ((clips - background[..., None, None]).abs().sum(dim=2) > 0.6).float().sum((2, 3))
+    assert (area.max(dim=1).values / area.min(dim=1).values < 1.4).all(), area  # pixel grid

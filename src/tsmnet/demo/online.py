@@ -4,8 +4,9 @@ The model is a TSN-style recogniser (:class:`.train.ClipClassifier`) on a backbo
 ``shift_mode='causal'``: every frame reads the past only. After training, the validation clips
 are streamed frame by frame through :class:`tsmnet.TSMStream` (all clips at once, one stream
 each), and the clip score after ``t`` frames is the mean of the frame scores so far (TSM's
-segment consensus, online). Accuracy grows with the frames seen: the first frame alone cannot
-tell the direction of motion; after all ``T`` frames the streamed score equals the offline
+segment consensus, online). The clips wrap around the frame (``MotionDirection(wrap=True)``),
+so the first frame alone cannot tell the direction of motion and accuracy grows with the
+frames seen; after all ``T`` frames the streamed score equals the offline
 score of the whole clip, so the curve ends at the offline accuracy.
 """
 
@@ -98,8 +99,10 @@ def run_online_demo(cfg: DemoConfig, arch: OnlineArch = 'resnet',
     device = torch.device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_data = MotionDirection(cfg.size, cfg.num_segments, seed=cfg.seed)
-    val_data = MotionDirection(cfg.size, cfg.num_segments, seed=cfg.seed + 1_000_003)
+    # wrap: no single frame tells the direction, so what the stream has seen so far matters
+    train_data = MotionDirection(cfg.size, cfg.num_segments, seed=cfg.seed, wrap=True)
+    val_data = MotionDirection(cfg.size, cfg.num_segments, seed=cfg.seed + 1_000_003,
+                               wrap=True)
     val_clips, val_labels = val_data.sample_pairs(cfg.val_pairs)
     val_clips, val_labels = val_clips.to(device), val_labels.to(device)
     model = build_causal_model(cfg, train_data.num_classes, arch)
