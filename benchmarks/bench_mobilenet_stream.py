@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from mmengine.logging import MMLogger
 
 from tsmnet import MobileNetV2, MobileNetV2TSM
 from tsmnet.stream import TSMStream
@@ -53,6 +55,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = MobileNetV2TSM(num_segments=8, shift_mode='causal')
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights logs every key
     model.init_weights()
     model.eval()
     plain = MobileNetV2().eval()
