@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from synthetic_video import NUM_SEGMENTS, write_config, write_rawframes
 
@@ -26,6 +27,13 @@ optim_wrapper = dict(optimizer=dict(type='AdamW', lr=0.002, weight_decay=0.0))
 
 @pytest.mark.slow
 def test_runner_trains_mobilenet_v2_tsm(mmaction_models, tmp_path: Path) -> None:
+    # the Runner makes 'mmaction' the default scope of the process: restore it afterwards,
+    # so that later tests build in the scope they expect
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        _train_test_stream(tmp_path)
+
+
+def _train_test_stream(tmp_path: Path) -> None:
     ann = write_rawframes(tmp_path / 'data')
     cfg_path = write_config(tmp_path / 'config.py', tmp_path / 'data', ann, max_epochs=4,
                             extra=BACKBONE)
