@@ -144,3 +144,27 @@ def test_drop_in_builds_in_mmaction_scope(mmaction_models) -> None:
     assert type(tin) is ResNetTIN
     assert MODELS.get('TSMHead') is TSMHead
     assert MODELS.get('ResNet') is ResNet
+
+
+@pytest.mark.parametrize('order', ['tsmnet-first', 'mmaction-first'])
+def test_mobilenet_v2_tsm_drop_in_in_both_import_orders(order: str) -> None:
+    """``type='MobileNetV2TSM'`` builds tsmnet's class whichever of tsmnet and
+    ``mmaction.models`` is imported first; MMAction2's plain ``MobileNetV2`` stays its own."""
+    first = ('import tsmnet; import mmaction.models' if order == 'tsmnet-first'
+             else 'import mmaction.models; import tsmnet')
+    out = _run(f'''
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from mmaction_standin import load_compat_without_tsmnet
+        load_compat_without_tsmnet().install_drn_standin()
+        {first}
+        from mmaction.registry import MODELS
+        from mmengine.registry import DefaultScope
+        with DefaultScope.overwrite_default_scope('mmaction'):
+            m = MODELS.build(dict(type='MobileNetV2TSM', num_segments=4))
+            plain = MODELS.build(dict(type='MobileNetV2'))
+        scoped = tsmnet.registry.MODELS.build(dict(type='tsmnet.MobileNetV2', widen_factor=0.5))
+        print(type(m) is tsmnet.MobileNetV2TSM, m.num_segments,
+              type(plain).__module__, type(scoped) is tsmnet.MobileNetV2)
+    ''').stdout.split()
+    assert out == ['True', '4', 'mmaction.models.backbones.mobilenet_v2', 'True']

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from tsmnet import ResNet, ResNetTSM, TemporalShift, TSMStream
+from tsmnet import MobileNetV2, MobileNetV2TSM, ResNet, ResNetTSM, TemporalShift, TSMStream
 
 SIZE = 32
 
@@ -408,3 +408,80 @@ def test_channels_last_model_streams_exactly(r18):
     got = torch.stack([stream.step(clips[:, t].contiguous(memory_format=torch.channels_last))
                        for t in range(3)], dim=1)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+# -- MobileNetV2-TSM: the network of TSM's online demo ---------------------------------------
+
+def causal_mobilenet(num_segments: int = 4, **kwargs) -> MobileNetV2TSM:
+    """A causal MobileNetV2TSM in eval mode with random BatchNorm statistics."""
+    model = MobileNetV2TSM(num_segments=num_segments, shift_mode='causal', **kwargs)
+    model.init_weights()
+    randomize_bn(model)
+    return model.eval()
+
+
+@pytest.mark.parametrize('streams', [1, 3])
+def test_mobilenet_v2_tsm_stream_equals_offline(streams):
+    model = causal_mobilenet(4, out_indices=(2, 7))
+    stream = TSMStream(model)
+    assert stream.num_sites == 10
+    assert stream.sites[0] == 'layer2.1.conv.0' and stream.sites[-1] == 'layer6.2.conv.0'
+    clips = torch.randn(streams, 4, 3, SIZE, SIZE)
+    with torch.no_grad():
+        want = model(clips.flatten(0, 1))
+    got = [stream.step(clips[:, t]) for t in range(4)]
+    for j in range(2):
+        online = torch.stack([g[j] for g in got], dim=1).flatten(0, 1)
+        torch.testing.assert_close(online, want[j].reshape(streams, 4, *want[j].shape[1:])
+                                   .flatten(0, 1), atol=1e-5, rtol=0)
+    # the fold of a site is C // shift_div channels of its input (24 at layer2.1)
+    assert stream.buffers[0].shape == (streams, 3, 8, 8)
+
+
+def test_mobilenet_v2_plain_streams_and_bidirectional_is_refused():
+    plain = MobileNetV2().eval()
+    frames = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(TSMStream(plain).step(frames), plain(frames), atol=0, rtol=0)
+    why = r"layer2\.1\.conv\.0 \(TemporalShift\) has shift_mode='bidirectional'"
+    with pytest.raises(ValueError, match=why):
+        TSMStream(MobileNetV2TSM())
+    with pytest.raises(ValueError, match='in_channels=3'):
+        TSMStream(causal_mobilenet()).step(torch.randn(1, 4, SIZE, SIZE))
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_tsm_onnx_step_reproduces_the_stream(tmp_path):
+    ort = pytest.importorskip('onnxruntime')
+    model = causal_mobilenet(4)
+    stream = TSMStream(model)
+    path = tmp_path / 'mobilenet_step.onnx'
+    inputs, outputs = stream.export_onnx(path, torch.zeros(1, 3, SIZE, SIZE))
+    assert inputs == ['frames'] + [f'buffer_{i}' for i in range(10)]
+    assert outputs == ['features'] + [f'new_buffer_{i}' for i in range(10)]
+    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    clips = torch.randn(2, 6, 3, SIZE, SIZE)
+    buffers = [b.numpy() for b in stream.zero_buffers(clips[:, 0])]
+    for t in range(6):
+        want = stream.step(clips[:, t])
+        got = session.run(None, dict(frames=clips[:, t].numpy(), **dict(zip(inputs[1:], buffers))))
+        np.testing.assert_allclose(got[0], want.numpy(), atol=1e-4, rtol=0)
+        buffers = got[1:]
+
+
+def test_cli_streams_mobilenet_v2(capsys, tmp_path):
+    from tsmnet.cli import main
+    from tsmnet.commands.stream import generated_clip, to_tensor
+
+    out = tmp_path / 'out.json'
+    assert main(['stream', '--arch', 'mobilenetv2', '--size', str(SIZE), '--frames', '3',
+                 '--json', str(out)]) == 0
+    assert 'causal MobileNetV2-TSM (10 shift sites)' in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result['arch'] == 'mobilenetv2'
+    torch.manual_seed(0)  # the command's default --seed
+    model = MobileNetV2TSM(num_segments=3, shift_mode='causal').eval()
+    clip = torch.cat([to_tensor(f, SIZE) for f in generated_clip(3, SIZE)])
+    with torch.no_grad():
+        pooled = model(clip).mean(dim=(2, 3))
+    assert [r['top_feature'] for r in result['frames']] == pooled.argmax(-1).tolist()

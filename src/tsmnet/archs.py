@@ -66,3 +66,10 @@ def depth_of(block: BlockType, stage_blocks: tuple[int, ...]) -> int | None:
                 arch.stage_blocks[:len(stage_blocks)] == tuple(stage_blocks):
             return depth
     return None
+
+
+#: MobileNetV2's inverted-residual stages (``layer1`` ... ``layer7``), as
+#: ``(expand_ratio, channels, blocks, stride)`` (MobileNetV2, https://arxiv.org/abs/1801.04381).
+MOBILENET_V2_STAGES: tuple[tuple[int, int, int, int], ...] = (
+    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+    (6, 160, 3, 2), (6, 320, 1, 1))

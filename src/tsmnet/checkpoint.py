@@ -33,6 +33,7 @@ from .keymap import (
     unwrap_key,
     wrap_state_dict,
 )
+from .keymap import mobilenet_v2 as mobilenet_v2_keymap
 from .safe_globals import register_safe_globals
 
 __all__ = ['CheckpointMismatchError', 'LoadReport', 'UnsafeCheckpointError', 'load_pretrained',
@@ -206,6 +207,7 @@ def _plain_2d_keys(model: nn.Module) -> set[str]:
     return {unwrap_key(k, wrap_names) for k in model.state_dict()}
 
 
+
 def match_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
                      pretrained_2d: bool) -> tuple[StateDict, LoadReport]:
     """Compare ``state_dict`` with the model's own: what loads, and what does not.
@@ -222,7 +224,7 @@ def match_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     for key, value in state_dict.items():
         if key not in own:
             stage = re.match(r'^layer(\d+)\.', key)
-            if pretrained_2d and stage and int(stage.group(1)) > model.num_stages:
+            if pretrained_2d and stage and int(stage.group(1)) > getattr(model, 'num_stages', 99):
                 report.skipped.append(key)
             else:
                 report.unexpected.append(key)
@@ -298,6 +300,9 @@ def to_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
         buffers the file lacks (every layout) are filled with 0 and listed in
         ``report.filled``.
     """
+    mobile = mobilenet_v2_keymap.detect_layout(state_dict)
+    if mobile is not None and hasattr(model, 'widen_factor'):
+        return _mobilenet_v2_backbone_keys(state_dict, model, report, mobile)
     fmt = detect_format(state_dict)
     report.source_format = fmt
     if fmt == 'torchvision':
@@ -319,15 +324,41 @@ def to_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
     return fill_num_batches_tracked(strip_data_parallel(state_dict), report.filled), False
 
 
+def _mobilenet_v2_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
+                                report: LoadReport, layout: str) -> tuple[StateDict, bool]:
+    """:func:`to_backbone_keys` for a MobileNetV2 file of ``layout``
+    (:func:`tsmnet.keymap.mobilenet_v2.detect_layout`)."""
+    keymap = mobilenet_v2_keymap
+    report.source_format = f'MobileNetV2 {layout}'
+    if layout == 'torchvision':
+        backbone = keymap.torchvision_to_mobilenet_v2(state_dict)
+        report.skipped.extend(k for k in state_dict if re.match(r'^(module\.)?classifier\.', k))
+    elif layout in ('mmpretrain', 'tsmnet'):  # MMEngine's mmcls:// loader gives bare keys
+        backbone = keymap.mmpretrain_to_mobilenet_v2(state_dict)
+        report.skipped.extend(k for k in state_dict if re.match(r'^(module\.)?head\.', k))
+    else:  # a video checkpoint: the recognizer's backbone keys
+        recognizer = (keymap.tsm_online_to_mmaction(state_dict) if layout == 'tsm-online'
+                      else keymap.strip_data_parallel(state_dict))
+        backbone, rest = split_recognizer(recognizer)
+        report.skipped.extend(rest)
+        return fill_num_batches_tracked(backbone, report.filled), False
+    backbone = fill_num_batches_tracked(backbone, report.filled)
+    if keymap.is_shifted(backbone):
+        return backbone, False
+    return wrap_state_dict(backbone, model.state_dict(), wrap_names_of(model)), True
+
+
 def load_pretrained(model: nn.Module, source: str | Path, *, torchvision: bool,
                     strict: bool = True) -> LoadReport:
-    """Load a checkpoint file into a tsmnet ResNet or ResNetTSM.
+    """Load a checkpoint file into a tsmnet ResNet(TSM) or MobileNetV2(TSM).
 
     The layout is read off the keys (:func:`tsmnet.convert.detect_format`): a torchvision or
     timm ImageNet ResNet (converted, classifier dropped, wrapper segments added, the stem
     conv inflated when ``in_channels != 3``), an original TSM release checkpoint
     (converted), an MMAction2 recognizer checkpoint (its ``backbone.`` keys; the head is
-    skipped and reported) or bare tsmnet backbone keys.
+    skipped and reported) or bare tsmnet backbone keys. A MobileNetV2(TSM) reads
+    torchvision's, MMPretrain's, the TSM online demo's and MMAction2's MobileNetV2 layouts
+    (:mod:`tsmnet.keymap.mobilenet_v2`).
 
     Args:
         model: The backbone.

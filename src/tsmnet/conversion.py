@@ -1,11 +1,13 @@
 """The conversion behind ``tsmnet convert``: a torchvision, timm, original-TSM or MMAction2
-checkpoint becomes one that MMAction2 and tsmnet load directly.
+checkpoint (ResNet, or MobileNetV2 from torchvision, MMPretrain or the TSM online demo)
+becomes one that MMAction2 and tsmnet load directly.
 
 The output is MMAction2's recognizer layout, ``{'state_dict': {'backbone.…': …,
 'cls_head.fc_cls.…': …}, 'meta': {...}}``: MMAction2 loads it with ``load_from`` or
 ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``, tsmnet with
 ``ResNetTSM(..., pretrained=DST)``. Every converted key is checked against a tsmnet
-``ResNetTSM`` of the architecture the file holds.
+``ResNetTSM`` (or ``MobileNetV2TSM``, of the width read off the keys) of the architecture the
+file holds.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from typing import Any
 
 from ._version import __version__
 from .archs import RESNET_DEPTHS
-from .checkpoint import LoadReport, match_state_dict, read_state_dict, wrap_names_of
+from .checkpoint import (
+    LoadReport,
+    match_state_dict,
+    read_state_dict,
+    to_backbone_keys,
+    wrap_names_of,
+)
 from .fileio import save_torch
 from .keymap import (
     BACKBONE_PREFIX,
@@ -32,9 +40,12 @@ from .keymap import (
     split_recognizer,
     wrap_state_dict,
 )
-from .models import ResNetTSM
+from .keymap import mobilenet_v2 as mobilenet_v2_keymap
+from .models import MobileNetV2TSM, ResNetTSM
+from .models.mobilenet_v2 import widen_factor_for
 
-__all__ = ['NON_LOCAL_CFG', 'Conversion', 'convert_checkpoint', 'save_conversion']
+__all__ = ['MOBILENET_V2_FORMATS', 'NON_LOCAL_CFG', 'Conversion', 'MobileNetV2Conversion',
+           'convert_checkpoint', 'convert_mobilenet_v2', 'save_conversion']
 
 NON_LOCAL_CFG: dict[str, Any] = dict(  # MMAction2's TSM non-local configs
     sub_sample=True, use_scale=False, norm_cfg=dict(type='BN3d', requires_grad=True),
@@ -109,7 +120,8 @@ def convert_checkpoint(src: str | Path, source_format: str, *, depth: int | None
 
     Args:
         src: The checkpoint file (``.pth``/``.safetensors``).
-        source_format: ``'torchvision'``, ``'timm'``, ``'tsm'`` or ``'mmaction'``.
+        source_format: ``'torchvision'``, ``'timm'``, ``'tsm'``, ``'mmaction'`` or (MobileNetV2
+            only) ``'mmpretrain'``. A MobileNetV2 file goes to :func:`convert_mobilenet_v2`.
         depth: The ResNet depth the file must hold. Defaults to None, read off the keys.
         in_channels: Input channels of the result; the stem conv is inflated (TSN) when the
             file has another number. Defaults to None, the file's.
@@ -124,11 +136,14 @@ def convert_checkpoint(src: str | Path, source_format: str, *, depth: int | None
         FileNotFoundError, UnsafeCheckpointError: See :func:`tsmnet.checkpoint.read_checkpoint`.
         ValueError: Unknown format, or a file of another layout or architecture.
     """
-    if source_format not in SOURCE_FORMATS:
-        raise ValueError(f'source_format must be one of {SOURCE_FORMATS}, got {source_format!r}')
+    formats = SOURCE_FORMATS + MOBILENET_V2_FORMATS
+    if source_format not in formats:
+        raise ValueError(f'source_format must be one of {formats}, got {source_format!r}')
     if depth is not None and depth not in RESNET_DEPTHS:
         raise ValueError(f'depth must be one of {list(RESNET_DEPTHS)}, got {depth!r}')
     raw = read_state_dict(src)
+    if source_format in MOBILENET_V2_FORMATS or mobilenet_v2_keymap.detect_layout(raw):
+        return convert_mobilenet_v2(src, raw, source_format, is_shift=is_shift)
     found = detect_format(raw)
     expected = 'torchvision' if source_format in ('torchvision', 'timm') else source_format
     if found != expected:
@@ -175,6 +190,89 @@ def convert_checkpoint(src: str | Path, source_format: str, *, depth: int | None
                                                (value.shape[0], model.feat_dim)))
             continue
         head[key] = value
+    conversion.head_keys = sorted(head)
+    conversion.state_dict = {BACKBONE_PREFIX + k: v for k, v in usable.items()}
+    conversion.state_dict.update(head)
+    return conversion
+
+
+#: Layouts ``--from`` names for MobileNetV2 files beyond the ResNet ones.
+MOBILENET_V2_FORMATS: tuple[str, ...] = ('mmpretrain',)
+# source format -> the layouts of tsmnet.keymap.mobilenet_v2.detect_layout it accepts
+_MOBILENET_V2_LAYOUTS: dict[str, tuple[str, ...]] = {
+    'torchvision': ('torchvision',), 'mmpretrain': ('mmpretrain', 'tsmnet'),
+    'tsm': ('tsm-online',), 'mmaction': ('mmaction',), 'timm': ()}
+
+
+class MobileNetV2Conversion(Conversion):
+    """A :class:`Conversion` of MobileNetV2 weights (its architecture is a width)."""
+
+    def summary(self) -> str:
+        a = self.arch
+        shift = (f"{a['shift_mode']} shift, 10 sites at width 1.0" if a['is_shift']
+                 else 'no shift')
+        r = self.report
+        mismatched = r.mismatched + self.head_mismatched
+        lines = [f"architecture: MobileNetV2 (widen_factor={a['widen_factor']}), {shift}",
+                 f'converted: {len(r.loaded)} backbone keys, {len(self.head_keys)} head keys']
+        if r.filled:
+            lines.append(f'filled with 0 (num_batches_tracked the file lacks): {len(r.filled)}')
+        lines += [
+            f'missing: {len(r.missing)}{_list(r.missing)}',
+            f'unexpected: {len(r.unexpected) + len(self.unexpected)}'
+            f'{_list(r.unexpected + self.unexpected)}',
+            f'shape-mismatched: {len(mismatched)}' + ''.join(
+                f'\n  {k}: checkpoint {tuple(s)}, model {tuple(m)}' for k, s, m in mismatched)]
+        return '\n'.join(lines)
+
+
+def convert_mobilenet_v2(src: str | Path, raw: dict[str, Any], source_format: str, *,
+                         is_shift: bool = True) -> MobileNetV2Conversion:
+    """:func:`convert_checkpoint` for MobileNetV2 files, checked against a tsmnet
+    ``MobileNetV2TSM`` of the width read off the keys.
+
+    Args:
+        src: The file (for messages).
+        raw: Its state dict.
+        source_format: ``'torchvision'``, ``'mmpretrain'``, ``'tsm'`` (the TSM online demo;
+            its shift is causal) or ``'mmaction'``.
+        is_shift: The structure to write 2D weights for. Defaults to True.
+
+    Raises:
+        ValueError: A file of another layout, or a width no MobileNetV2 has.
+    """
+    layout = mobilenet_v2_keymap.detect_layout(raw)
+    if layout not in _MOBILENET_V2_LAYOUTS[source_format]:
+        raise ValueError(f'{src} is not a {source_format} MobileNetV2 checkpoint: its keys look '
+                         f'like the {layout or "unknown"} layout (e.g. {next(iter(raw))!r})')
+    probe = MobileNetV2TSM(is_shift=False)  # reads the keys without a width yet
+    backbone, _ = to_backbone_keys(raw, probe, LoadReport())
+    channels = mobilenet_v2_keymap.stage_channels(
+        {k.replace('.net.', '.'): v for k, v in backbone.items()})
+    width = None if channels is None else widen_factor_for(channels)
+    if width is None:
+        raise ValueError(f'{src}: its channels {channels} match no MobileNetV2 width')
+    video = layout in ('tsm-online', 'mmaction')
+    shifted = mobilenet_v2_keymap.is_shifted(backbone) if video else is_shift
+    arch = dict(arch='MobileNetV2', widen_factor=width, is_shift=shifted,
+                shift_mode='causal' if layout == 'tsm-online' else 'bidirectional',
+                in_channels=3)
+    model = MobileNetV2TSM(widen_factor=width, is_shift=shifted, shift_mode=arch['shift_mode'])
+    report = LoadReport()
+    backbone, _ = to_backbone_keys(raw, model, report)
+    usable, found = match_state_dict(model, backbone, pretrained_2d=False)
+    found.source_format = report.source_format
+    found.filled = report.filled
+    conversion = MobileNetV2Conversion(state_dict={}, arch=arch, report=found)
+    head = {}
+    if video:
+        recognizer = (mobilenet_v2_keymap.tsm_online_to_mmaction(raw) if layout == 'tsm-online'
+                      else raw)
+        for key, value in recognizer.items():
+            if key.startswith(HEAD_PREFIX):
+                head[key] = value
+            elif not key.startswith(BACKBONE_PREFIX):
+                conversion.unexpected.append(key)
     conversion.head_keys = sorted(head)
     conversion.state_dict = {BACKBONE_PREFIX + k: v for k, v in usable.items()}
     conversion.state_dict.update(head)

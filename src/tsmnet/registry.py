@@ -4,8 +4,8 @@
 
 1. tsmnet's own registries, scope ``'tsmnet'``, children of MMEngine's root registries: so
    ``dict(type='tsmnet.ResNetTSM', ...)`` builds from any scope, with or without MMAction2.
-2. Where MMAction2 is installed, ``ResNetTSM`` in MMAction2's ``MODELS`` registry is tsmnet's
-   class, so an unchanged MMAction2 config with
+2. Where MMAction2 is installed, ``ResNetTSM`` and ``MobileNetV2TSM`` (``DROP_IN_NAMES``) in
+   MMAction2's ``MODELS`` registry are tsmnet's classes, so an unchanged MMAction2 config with
    ``custom_imports = dict(imports=['tsmnet'], allow_failed_imports=False)`` builds it.
 
 MMAction2 registers its own ``ResNetTSM`` when ``mmaction.models`` is imported, which happens
@@ -35,12 +35,13 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import Registry
 
-from .models import ResNet, ResNetTSM
+from .models import MobileNetV2, MobileNetV2TSM, ResNet, ResNetTSM
 
 __all__ = ['DROP_IN_NAMES', 'MMACTION_DROP_IN', 'MODELS', 'MODEL_WRAPPERS', 'RUNNERS',
            'install_mmaction_drop_in']
 
-#: Backbones (``type='tsmnet.ResNetTSM'``, ``type='tsmnet.ResNet'``).
+#: Backbones (``type='tsmnet.ResNetTSM'``, ``'tsmnet.ResNet'``, ``'tsmnet.MobileNetV2TSM'``,
+#: ``'tsmnet.MobileNetV2'``).
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='tsmnet', locations=['tsmnet'])
 #: The CPU-capable DDP wrapper (``tsmnet.engine``), imported on first use.
 MODEL_WRAPPERS = Registry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope='tsmnet',
@@ -51,9 +52,11 @@ RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope='tsmnet',
 
 MODELS.register_module(module=ResNet)
 MODELS.register_module(module=ResNetTSM)
+MODELS.register_module(module=MobileNetV2)
+MODELS.register_module(module=MobileNetV2TSM)
 
 #: Names in MMAction2's ``MODELS`` registry that resolve to tsmnet's classes.
-DROP_IN_NAMES: dict[str, type] = {'ResNetTSM': ResNetTSM}
+DROP_IN_NAMES: dict[str, type] = {'ResNetTSM': ResNetTSM, 'MobileNetV2TSM': MobileNetV2TSM}
 
 _GUARD_ATTR = '_tsmnet_drop_in'
 

@@ -1,12 +1,14 @@
-"""Online TSM: run a causal ResNetTSM one frame at a time with cached shift buffers.
+"""Online TSM: run a causal TSM backbone one frame at a time with cached shift buffers.
 
 TSM's online mode (Lin, Gan & Han, ICCV 2019, https://arxiv.org/abs/1811.08383, section
 "Online models with uni-directional TSM") shifts one fold of channels from the past only. A
 model built with ``shift_mode='causal'`` computes frame ``t`` from frames ``<= t``, and every
 shift site needs just one thing from the previous frame: its first ``C // shift_div`` input
-channels. :class:`TSMStream` keeps those folds in one buffer per site, so each new frame costs
-one pass of the 2D network, and the result equals, frame for frame, what the offline model
-gives for the whole clip.
+channels. Any tsmnet backbone whose only temporal modules are :class:`~tsmnet.TemporalShift`
+sites streams: ResNetTSM (16 sites for ResNet-50) and MobileNetV2TSM (10 sites, the network
+of TSM's online demo), and their plain 2D versions trivially. :class:`TSMStream` keeps
+those folds in one buffer per site, so each new frame costs one pass of the 2D network, and
+the result equals, frame for frame, what the offline model gives for the whole clip.
 
 The user's model is never modified: the stream runs a structural copy of it whose modules
 share the model's parameters and buffers (so later weight loads, ``.to(device)`` and
@@ -18,7 +20,7 @@ step as a pure function of ``(frames, *buffers)`` for export, e.g. to ONNX.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,31 @@ from mmcv.cnn.bricks.non_local import _NonLocalNd
 from torch import nn
 
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
+from .models.mobilenet_v2 import MobileNetV2
 from .models.resnet import ResNet
 from .models.resnet_tsm import ResNetTSM
 
 Features = torch.Tensor | tuple[torch.Tensor, ...]
+
+# The backbones that stream, each with the forward that TSMStream runs one frame at a time:
+# the network itself, without the checks of whole clips (a batch of num_segments frames).
+_STAGES: tuple[tuple[type[nn.Module], Callable[..., Features]], ...] = (
+    (ResNet, ResNet.forward),
+    (MobileNetV2, MobileNetV2._forward_stages),
+)
+# The public forwards whose work is exactly that (checks, then the stages).
+_KNOWN_FORWARDS = (ResNet.forward, ResNetTSM.forward, MobileNetV2.forward)
+
+
+def _stages_of(model: nn.Module) -> Callable[..., Features] | None:
+    """The per-frame forward of a tsmnet backbone, or None for another module."""
+    return next((fn for cls, fn in _STAGES if isinstance(model, cls)), None)
+
+
+def _frame_channels(model: nn.Module) -> int:
+    """Channels of the frames ``model`` takes: those of its first conv."""
+    conv = next(m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd))
+    return conv.in_channels
 
 
 class _SiteState:
@@ -179,8 +202,12 @@ class TSMStreamStep(nn.Module):
     :meth:`TSMStream.step_module`; shares the model's weights.
     """
 
-    def __init__(self, model: ResNet) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
+        stages = _stages_of(model)
+        if stages is None:
+            raise TypeError(f'TSMStreamStep needs a tsmnet backbone, got {type(model).__name__}')
+        self._stages = stages
         sites: list[str] = []
         self._state = _SiteState()
         self.net = _streaming_copy(model, self._state, sites)
@@ -209,7 +236,7 @@ class TSMStreamStep(nn.Module):
         state.functional, state.inputs = True, buffers
         state.outputs = [None] * len(self.sites)
         try:
-            out = ResNet.forward(self.net, frames)
+            out = self._stages(self.net, frames)
             new = tuple(state.outputs)
         finally:
             state.functional, state.inputs = False, ()
@@ -219,7 +246,7 @@ class TSMStreamStep(nn.Module):
 
 
 class TSMStream:
-    """Frame-by-frame inference of a causal ResNetTSM over ``N`` parallel streams.
+    """Frame-by-frame inference of a causal TSM backbone over ``N`` parallel streams.
 
     ``step(frames)`` with frames ``[N, C, H, W]`` (frame ``t`` of each of ``N`` streams)
     returns the features of that frame, equal to what the model gives for frame ``t`` of the
@@ -235,35 +262,41 @@ class TSMStream:
 
     Example::
 
-        model = ResNetTSM(50, shift_mode='causal', pretrained=None).eval()
+        model = MobileNetV2TSM(shift_mode='causal').eval()  # or ResNetTSM(50, ...)
         stream = TSMStream(model)
         for frame in camera:             # [1, 3, 224, 224]
-            features = stream.step(frame)  # [1, 2048, 7, 7]
+            features = stream.step(frame)  # [1, 1280, 7, 7]
 
     Args:
-        model: A tsmnet :class:`~tsmnet.ResNetTSM` built with ``shift_mode='causal'`` (or a
-            plain :class:`~tsmnet.ResNet`, which has no shift and streams trivially).
+        model: A tsmnet :class:`~tsmnet.ResNetTSM` or :class:`~tsmnet.MobileNetV2TSM` built
+            with ``shift_mode='causal'`` (or a plain :class:`~tsmnet.ResNet` or
+            :class:`~tsmnet.MobileNetV2`, which have no shift and stream trivially).
 
     Raises:
-        TypeError: ``model`` is not a tsmnet ResNet/ResNetTSM, or overrides its forward.
+        TypeError: ``model`` is not a tsmnet backbone, or overrides its forward.
         ValueError: The model cannot be streamed exactly: temporal pooling, non-local blocks
             or a bidirectional shift (each needs future frames).
     """
 
     def __init__(self, model: nn.Module) -> None:
-        if not isinstance(model, ResNet):
-            raise TypeError(f'TSMStream needs a tsmnet ResNetTSM (or ResNet) backbone, got '
-                            f'{type(model).__name__}: it runs the ResNet stem and stages one '
-                            f'frame at a time and knows how to stream only tsmnet shifts')
-        if type(model).forward not in (ResNet.forward, ResNetTSM.forward):
+        stages = _stages_of(model)
+        if stages is None:
+            raise TypeError(f'TSMStream needs a tsmnet ResNetTSM or MobileNetV2TSM (or the 2D '
+                            f'ResNet, MobileNetV2) backbone, got {type(model).__name__}: it '
+                            f'runs the backbone\'s stem and stages one frame at a time and '
+                            f'knows how to stream only tsmnet shifts')
+        if type(model).forward not in _KNOWN_FORWARDS:
             raise TypeError(f'{type(model).__name__} overrides forward(); TSMStream runs the '
-                            f'ResNet forward one frame at a time and would ignore the override')
+                            f'backbone\'s stages one frame at a time and would ignore the '
+                            f'override')
         reasons = [why for name, m in model.named_modules()
                    if name and (why := _refusal(name, m)) is not None]
         if reasons:
             raise ValueError('this model cannot be streamed frame by frame exactly: '
                              + '; '.join(reasons))
         self.model = model
+        self._stages = stages
+        self._in_channels = _frame_channels(model)
         sites: list[str] = []
         self._state = _SiteState()
         self._net = _streaming_copy(model, self._state, sites)
@@ -304,8 +337,8 @@ class TSMStream:
         if frames.dim() != 4 or frames.shape[0] == 0:
             raise ValueError(f'frames must be 4-D [N, C, H, W] with N >= 1 (one frame per '
                              f'stream), got shape {tuple(frames.shape)}')
-        if frames.shape[1] != self.model.in_channels:
-            raise ValueError(f'frames must have in_channels={self.model.in_channels} channels, '
+        if frames.shape[1] != self._in_channels:
+            raise ValueError(f'frames must have in_channels={self._in_channels} channels, '
                              f'got shape {tuple(frames.shape)}')
         if not frames.is_floating_point():
             raise TypeError(f'frames must be a floating-point tensor, got {frames.dtype}')
@@ -315,7 +348,7 @@ class TSMStream:
                              f'(N streams, C, H, W), got {shape}: the buffers are sized by it; '
                              f'make a new TSMStream for another number of streams or size')
         with torch.no_grad():
-            out = ResNet.forward(self._net, frames)
+            out = self._stages(self._net, frames)
         self._shape = shape
         return out
 

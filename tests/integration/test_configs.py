@@ -1,5 +1,6 @@
-"""Every config in configs/, and every ResNetTSM config in the mmaction2 wheel, builds tsmnet's
-backbone through MMAction2's registry, in either import order, each order in a fresh process.
+"""Every config in configs/, and every ResNetTSM and MobileNetV2TSM config in the mmaction2
+wheel, builds tsmnet's backbone through MMAction2's registry, in either import order, each
+order in a fresh process.
 
 The wheel's configs are used unchanged: a two-line wrapper inherits one and adds
 ``custom_imports=dict(imports=['tsmnet'])``, as a user would.
@@ -25,16 +26,21 @@ OUR_CONFIGS = sorted((ROOT / 'configs').rglob('*.py'))
 MMACTION_CONFIG_ROOT = Path(mmaction.__path__[0]) / '.mim' / 'configs'
 
 
+DROP_IN_TYPES = ('ResNetTSM', 'MobileNetV2TSM')
+
+
 def _mentions_resnet_tsm(node) -> bool:
+    """Whether a config node builds one of the backbones tsmnet drops in."""
     if isinstance(node, dict):
-        return node.get('type') == 'ResNetTSM' or any(map(_mentions_resnet_tsm, node.values()))
+        return node.get('type') in DROP_IN_TYPES or any(map(_mentions_resnet_tsm, node.values()))
     if isinstance(node, (list, tuple)):
         return any(map(_mentions_resnet_tsm, node))
     return False
 
 
 def _wheel_resnet_tsm_configs() -> list[Path]:
-    """The wheel's configs whose resolved ``model`` has a ``ResNetTSM`` (loading is cheap)."""
+    """The wheel's configs whose resolved ``model`` has a ``ResNetTSM`` or ``MobileNetV2TSM``
+    (loading is cheap)."""
     found = []
     for path in sorted(MMACTION_CONFIG_ROOT.rglob('*.py')):
         if '_base_' in path.parts:
@@ -78,12 +84,14 @@ for path in paths:
         recognizer=f'{type(model).__module__}.{type(model).__qualname__}',
         neck=(type(model.neck).__module__ if getattr(model, 'neck', None) is not None
               else None),
-        depth=bb.depth, num_segments=bb.num_segments, temporal_pool=bb.temporal_pool,
+        depth=getattr(bb, 'depth', None), num_segments=bb.num_segments,
+        temporal_pool=getattr(bb, 'temporal_pool', False),
         out_indices=list(bb.out_indices), non_local_blocks=nl,
         resnet_tin=MODELS.get('ResNetTIN').__module__,
     )
     if order == 'mmaction-first':
-        from mmaction.models.backbones import ResNetTSM as Reference
+        import mmaction.models.backbones as backbones
+        Reference = getattr(backbones, type(bb).__name__)
         ref_cfg = cfg.model.copy()
         ref_cfg.backbone = dict(ref_cfg.backbone, type=Reference)
         with torch.device('meta'):
@@ -124,11 +132,13 @@ def test_config_sets_are_complete() -> None:
     for part in ('r50_8xb16-1x1x8-50e_kinetics400', 'r50_8xb16-1x1x16-50e_kinetics400',
                  'r50_8xb16-1x1x8-50e_sthv2', 'r50_8xb16-1x1x16-50e_sthv2', 'r101_',
                  'nl-dot-product', 'nl-embedded-gaussian', 'nl-gaussian', 'temporal-pool',
-                 'tpn-tsm'):
+                 'tpn-tsm', 'mobilenetv2_8xb16-1x1x8-100e_kinetics400'):
         assert any(part in n for n in names), part
     # the wheel ships 11 ResNetTSM configs (R50 k400/sthv2, 1x1x16, dense, 100e, R101, NL x3,
-    # TPN); discovery that found none would make the wheel tests below vacuous
-    assert len(WHEEL_CONFIGS) >= 11, WHEEL_CONFIGS
+    # TPN) and 1 MobileNetV2TSM config; discovery that found none would make the wheel tests
+    # below vacuous
+    assert len(WHEEL_CONFIGS) >= 12, WHEEL_CONFIGS
+    assert any('mobilenetv2' in p.name for p in WHEEL_CONFIGS), WHEEL_CONFIGS
 
 
 def test_our_configs_inherit_from_the_wheel() -> None:
@@ -138,7 +148,7 @@ def test_our_configs_inherit_from_the_wheel() -> None:
         assert len(base) == 1, path
         assert Path(base[0]).is_file() and MMACTION_CONFIG_ROOT in Path(base[0]).parents, base
         cfg = Config.fromfile(str(path))
-        assert cfg.model.backbone.type == 'tsmnet.ResNetTSM'
+        assert cfg.model.backbone.type in ('tsmnet.ResNetTSM', 'tsmnet.MobileNetV2TSM')
         assert cfg.custom_imports == dict(imports=['tsmnet'], allow_failed_imports=False)
 
 
@@ -153,16 +163,18 @@ def test_every_config_builds_tsmnet(order: str, tmp_path: Path) -> None:
         info = result['configs'][path]
         cfg = Config.fromfile(path)
         bb = cfg.model.backbone
-        assert info['backbone'] == 'tsmnet.models.resnet_tsm.ResNetTSM', (path, info)
+        assert info['backbone'] in ('tsmnet.models.resnet_tsm.ResNetTSM',
+                                    'tsmnet.models.mobilenet_v2_tsm.MobileNetV2TSM'), (path, info)
         # MMAction2's other models are its own
         assert info['recognizer'].startswith('mmaction.models.recognizers'), info
         assert info['head'].startswith('mmaction.models.heads'), info
         assert info['resnet_tin'] == 'mmaction.models.backbones.resnet_tin', info
         # built with the config's arguments
-        assert info['depth'] == bb.depth
+        assert info['depth'] == bb.get('depth')
         assert info['num_segments'] == bb.get('num_segments', 8)
         assert info['temporal_pool'] == bb.get('temporal_pool', False)
-        assert info['out_indices'] == list(bb.get('out_indices', (3,)))
+        default_out = (7,) if 'MobileNetV2' in info['backbone'] else (3,)
+        assert info['out_indices'] == list(bb.get('out_indices', default_out))
         assert (info['non_local_blocks'] > 0) == ('non_local' in bb), (path, info)
         if 'neck' in cfg.model:
             assert info['neck'].startswith('mmaction.models.necks'), info

@@ -8,6 +8,10 @@ The output is MMAction2's recognizer layout, ``{'state_dict': {'backbone.â€¦': â
 ``ResNetTSM`` of the architecture the file holds; a partial result is not written unless
 ``--allow-partial`` is given. DST is written atomically: a failed write leaves a previous
 file intact.
+
+MobileNetV2 files (torchvision's, MMPretrain's, the TSM online demo's with ``--from tsm``,
+MMAction2's) are recognised by their keys and checked against a tsmnet ``MobileNetV2TSM`` of
+the width they hold.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import argparse
 
 from ..archs import RESNET_DEPTHS
-from ..conversion import Conversion, convert_checkpoint, save_conversion
+from ..conversion import MOBILENET_V2_FORMATS, Conversion, convert_checkpoint, save_conversion
 from ..keymap import SOURCE_FORMATS
 from ..models.resnet_tsm import SHIFT_PLACES
 from .errors import CommandError
@@ -44,8 +48,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='the checkpoint to convert (.pth or .safetensors)')
     parser.add_argument('dst', help='where to write the MMAction2-style checkpoint')
-    parser.add_argument('--from', dest='source_format', required=True, choices=SOURCE_FORMATS,
-                        help='the layout of SRC; tsm = the original mit-han-lab release')
+    parser.add_argument('--from', dest='source_format', required=True,
+                        choices=SOURCE_FORMATS + MOBILENET_V2_FORMATS,
+                        help='the layout of SRC; tsm = the original mit-han-lab release (for '
+                             'MobileNetV2: its online demo); mmpretrain = MMPretrain/mmcls '
+                             '(MobileNetV2). ResNet or MobileNetV2 is read off the keys')
     parser.add_argument('--depth', type=int, choices=RESNET_DEPTHS,
                         help='refuse SRC unless it holds a ResNet of this depth')
     parser.add_argument('--in-channels', type=int, default=None,
@@ -61,3 +68,4 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='write the keys that fit even if some are missing, unexpected '
                              'or of another shape')
     parser.set_defaults(func=run)
+

@@ -39,6 +39,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument('--device', default=d.device, help="torch device, e.g. 'cuda'")
     parser.add_argument('--seed', type=int, default=d.seed, help='seed of data and weights')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--online', action='store_true',
+                        help='instead: train a causal TSM (shift_mode=causal), stream the '
+                             'validation clips frame by frame with TSMStream and show accuracy '
+                             'vs frames seen against the offline model (online.json, '
+                             'online.png)')
+    parser.add_argument('--arch', default='resnet', choices=('resnet', 'mobilenetv2'),
+                        help='backbone of --online: ResNet of --depth, or MobileNetV2-TSM')
     parser.set_defaults(func=run)
     return parser
 
@@ -65,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise CommandError(str(err)) from err
     console = Console()
+    if args.online:
+        return _run_online(cfg, args, console)
     console.print(
         f'Task: clips of {cfg.num_segments} frames, {cfg.size}x{cfg.size}: an object moves right '
         f'(class 0) or left\n(class 1 = class 0 played backwards: both classes hold the same '
@@ -90,6 +99,36 @@ def run(args: argparse.Namespace) -> int:
 
         results = run_demo(cfg, on_step=on_step)
     console.print(format_table(results), highlight=False)
+    console.print(f'total {results["total_time_s"]:.0f} s; wrote {results["files"]["results"]} '
+                  f'and {results["files"]["plot"]}', highlight=False)
+    return 0
+
+
+def _run_online(cfg: Any, args: argparse.Namespace, console: Any) -> int:
+    """``tsmnet demo --online``: train the causal model, then stream the validation clips."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..demo.online import format_online_table, run_online_demo
+
+    name = 'MobileNetV2-TSM' if args.arch == 'mobilenetv2' else f'ResNet-{cfg.depth}-TSM'
+    console.print(
+        f'Task: clips of {cfg.num_segments} frames, {cfg.size}x{cfg.size}: an object moves right '
+        f'(class 0) or left (class 1).\nTraining a causal {name} (each frame reads the past '
+        f'only): {cfg.steps} steps of {cfg.batch_size} clips on {cfg.device}; then streaming '
+        f'the {2 * cfg.val_pairs} validation clips one frame at a time.', highlight=False)
+    progress = Progress(TextColumn('{task.description}'), BarColumn(bar_width=24),
+                        MofNCompleteColumn(),
+                        TextColumn('loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.2f}'),
+                        TimeElapsedColumn(), console=console, disable=args.no_progress)
+    with progress:
+        task = progress.add_task('causal TSM', total=cfg.steps, loss=float('nan'),
+                                 acc=float('nan'))
+
+        def on_step(step: int, stats: dict[str, float]) -> None:
+            progress.update(task, completed=step, loss=stats['loss'], acc=stats['acc'])
+
+        results = run_online_demo(cfg, arch=args.arch, on_step=on_step)
+    console.print(format_online_table(results), highlight=False)
     console.print(f'total {results["total_time_s"]:.0f} s; wrote {results["files"]["results"]} '
                   f'and {results["files"]["plot"]}', highlight=False)
     return 0

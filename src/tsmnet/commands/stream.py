@@ -1,4 +1,5 @@
-"""``tsmnet stream``: run a causal ResNetTSM over a video frame by frame, as a live camera would.
+"""``tsmnet stream``: run a causal ResNetTSM or MobileNetV2TSM over a video frame by frame, as a
+live camera would.
 
 Each frame is read (decord, or OpenCV where decord cannot open the file), resized to
 ``--size`` x ``--size``, normalised with the ImageNet mean and std of MMAction2's TSM configs,
@@ -33,20 +34,24 @@ STD: tuple[float, float, float] = (58.395, 57.12, 57.375)
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        'stream', help='run a causal ResNetTSM over a video frame by frame (online TSM)',
+        'stream', help='run a causal TSM backbone over a video frame by frame (online TSM)',
         description=__doc__.split('\n\n')[0] + '\n\n' + __doc__.split('\n\n')[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('video', nargs='?', help='a video file; a generated clip when omitted')
+    parser.add_argument('--arch', default='resnet', choices=ARCHS,
+                        help='backbone: a ResNetTSM of --depth, or MobileNetV2TSM (the '
+                             'network of TSM\'s online demo; default: resnet)')
     parser.add_argument('--depth', type=int, default=50, choices=RESNET_DEPTHS,
                         help='ResNet depth (default: 50)')
     parser.add_argument('--frames', type=int, default=None,
                         help='frames to process (default: the whole video, 16 generated)')
     parser.add_argument('--size', type=int, default=224,
                         help='frames are resized to SIZE x SIZE (default: 224)')
-    parser.add_argument('--checkpoint', help='weights of a causal ResNetTSM: a backbone state '
+    parser.add_argument('--checkpoint', help='weights of the causal backbone: a backbone state '
                         'dict or an MMAction2 recognizer checkpoint (backbone. and cls_head. '
                         'keys); random weights when omitted')
-    parser.add_argument('--shift-place', default='blockres', choices=('blockres', 'block'))
+    parser.add_argument('--shift-place', default='blockres', choices=('blockres', 'block'),
+                        help='where a ResNet shifts (default: blockres)')
     parser.add_argument('--shift-div', type=int, default=8)
     parser.add_argument('--reader', default='auto', choices=READERS,
                         help='video decoder: decord, opencv, or auto (decord, else OpenCV)')
@@ -73,6 +78,20 @@ def generated_clip(frames: int, size: int) -> Iterator[np.ndarray]:
 
 
 READERS: tuple[str, ...] = ('auto', 'decord', 'opencv')
+ARCHS: tuple[str, ...] = ('resnet', 'mobilenetv2')
+
+
+def build_backbone(arch: str, depth: int = 50, shift_place: str = 'blockres',
+                   shift_div: int = 8) -> Any:
+    """The causal backbone that ``tsmnet stream --arch ARCH`` runs (random weights)."""
+    from tsmnet import MobileNetV2TSM, ResNetTSM
+
+    if arch == 'mobilenetv2':
+        return MobileNetV2TSM(shift_mode='causal', shift_div=shift_div, pretrained=None)
+    if arch == 'resnet':
+        return ResNetTSM(depth, shift_mode='causal', shift_place=shift_place,
+                         shift_div=shift_div, pretrained=None)
+    raise ValueError(f'arch must be one of {ARCHS}, got {arch!r}')
 
 
 def read_video(path: str, frames: int | None = None,
@@ -156,7 +175,6 @@ def _load(model: Any, path: str) -> Any:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from tsmnet import ResNetTSM
     from tsmnet.stream import TSMStream
 
     if args.frames is not None and args.frames < 1:
@@ -167,8 +185,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
-    model = ResNetTSM(args.depth, shift_mode='causal', shift_place=args.shift_place,
-                      shift_div=args.shift_div, pretrained=None)
+    model = build_backbone(args.arch, args.depth, args.shift_place, args.shift_div)
     head = _load(model, args.checkpoint) if args.checkpoint else None
     model.to(device).eval()
     if head is not None:
@@ -177,9 +194,9 @@ def run(args: argparse.Namespace) -> int:
     source = args.video or 'a generated clip'
     frames = (read_video(args.video, args.frames, args.reader) if args.video
               else generated_clip(args.frames or 16, args.size))
-    print(f'streaming {source} through a causal ResNet-{args.depth}-TSM '
-          f'({args.shift_place}, {stream.num_sites} shift sites) on {device}, '
-          f'{args.size}x{args.size}')
+    name = (f'MobileNetV2-TSM ({stream.num_sites} shift sites)' if args.arch == 'mobilenetv2'
+            else f'ResNet-{args.depth}-TSM ({args.shift_place}, {stream.num_sites} shift sites)')
+    print(f'streaming {source} through a causal {name} on {device}, {args.size}x{args.size}')
 
     records: list[dict[str, Any]] = []
     window: deque[torch.Tensor] = deque(maxlen=max(args.window, 1))
@@ -218,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     print(f'{len(records)} frames; per-frame latency median {median:.2f} ms, p90 {p90:.2f} ms '
           f'({1e3 / median:.1f} frames/s; first frame, which allocates the buffers, excluded)')
     if args.json_path:
-        summary = {'source': source, 'depth': args.depth, 'size': args.size,
+        summary = {'source': source, 'arch': args.arch, 'depth': args.depth, 'size': args.size,
                    'device': str(device), 'median_ms': median, 'p90_ms': p90,
                    'frames': records}
         write_text(args.json_path, json.dumps(summary, indent=1) + '\n')

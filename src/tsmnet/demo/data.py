@@ -27,6 +27,10 @@ class MotionDirection:
         size: Height and width of the frames in pixels (at least 16). Defaults to 32.
         num_frames: Frames per clip ``T`` (at least 2). Defaults to 8.
         seed: Seed of the generator; the same seed gives the same clips. Defaults to 0.
+        wrap: The frame is a torus: the object is placed anywhere and leaves one edge to come
+            back at the other, so a single frame says nothing of the direction (without it
+            the path is centred, and the first frame alone shows on which side the object
+            starts, which a causal model reads). Defaults to False.
 
     Example:
         >>> data = MotionDirection(size=32, num_frames=8, seed=0)
@@ -36,7 +40,8 @@ class MotionDirection:
     num_classes: int = len(CLASSES)
     classes: tuple[str, ...] = CLASSES
 
-    def __init__(self, size: int = 32, num_frames: int = 8, seed: int = 0) -> None:
+    def __init__(self, size: int = 32, num_frames: int = 8, seed: int = 0,
+                 wrap: bool = False) -> None:
         if not isinstance(size, int) or size < 16:
             raise ValueError(f'size must be an int >= 16, got {size!r}')
         if not isinstance(num_frames, int) or num_frames < 2:
@@ -45,6 +50,7 @@ class MotionDirection:
         self.size = size
         self.num_frames = num_frames
         self.seed = seed
+        self.wrap = wrap
         self.generator = torch.Generator().manual_seed(seed)
 
     def _uniform(self, n: int, low: float, high: float) -> torch.Tensor:
@@ -76,6 +82,10 @@ class MotionDirection:
         coords = torch.arange(s, dtype=torch.float32) + 0.5
         dx = coords[None, None, None, :] - cx[:, :, None, None]               # [n, T, 1, s]
         dy = coords[None, None, :, None] - cy[:, :, None, None]               # [n, T, s, 1]
+        if self.wrap:  # distances on the torus, from a centre anywhere in the frame
+            shift_x, shift_y = self._uniform(n, 0, s), self._uniform(n, 0, s)
+            dx = torch.remainder(dx - shift_x[:, None, None, None] + s / 2, s) - s / 2
+            dy = torch.remainder(dy - shift_y[:, None, None, None] + s / 2, s) - s / 2
         r = radius[:, None, None, None]
         disc = dx**2 + dy**2 <= r**2
         square = (dx.abs() <= 0.85 * r) & (dy.abs() <= 0.85 * r)
