@@ -20,6 +20,7 @@ from torch.utils import checkpoint as cp
 
 from ..archs import MOBILENET_V2_STAGES
 from ..checkpoint import load_pretrained
+from .frames import check_frames_input
 
 #: Per stage: expand ratio, output channels (at width 1.0), blocks, stride of the first block.
 ARCH_SETTINGS = MOBILENET_V2_STAGES  # the one table: tsmnet.archs
@@ -98,34 +99,6 @@ class InvertedResidual(nn.Module):
         if self.with_cp and x.requires_grad:
             return cp.checkpoint(self._inner, x, use_reentrant=False)
         return self._inner(x)
-
-
-def check_frames_input(model: nn.Module, x: object, in_channels: int,
-                       num_segments: int = 1) -> None:
-    """Raise a clear ``TypeError``/``ValueError`` unless ``x`` is frames that ``model`` takes:
-    a floating-point ``[N * T, in_channels, H, W]`` tensor with ``T = num_segments``, in the
-    parameters' dtype (or under autocast)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f'input must be a torch.Tensor, got {type(x).__name__}')
-    if x.dim() != 4:
-        raise ValueError(f'input must be 4-D [N * T, C, H, W], got shape {tuple(x.shape)}')
-    if x.shape[1] != in_channels:
-        raise ValueError(f'input must have {in_channels} channels, got {x.shape[1]} '
-                         f'(shape {tuple(x.shape)})')
-    if x.shape[0] == 0 or x.shape[0] % num_segments != 0:
-        raise ValueError(f'the batch of the input ({x.shape[0]} frames) must be a positive '
-                         f'multiple of num_segments ({num_segments}): frames come as '
-                         f'[N * T, C, H, W] with T = num_segments')
-    if 0 in x.shape[2:]:
-        raise ValueError(f'input frames must have H, W >= 1, got shape {tuple(x.shape)}')
-    if not x.is_floating_point():
-        raise TypeError(f'input must be a floating-point tensor, got {x.dtype}')
-    weight = next(model.parameters(), None)
-    if (weight is not None and x.dtype != weight.dtype
-            and not torch.is_autocast_enabled(x.device.type)):
-        raise TypeError(f'input dtype {x.dtype} differs from the model parameters\' '
-                        f'{weight.dtype}: convert one of them (x.to(dtype) or '
-                        f'model.to(dtype)), or run under torch.autocast')
 
 
 class MobileNetV2(BaseModule):

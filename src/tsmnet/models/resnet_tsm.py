@@ -18,6 +18,7 @@ from torch import nn
 from ..checkpoint import load_pretrained
 from ..layers import NL3DWrapper, TemporalPool, TemporalShift
 from ..shift import ShiftMode, check_num_segments, check_shift_div, check_shift_mode
+from .frames import check_frames_input
 from .resnet import ResNet
 
 ShiftPlace = Literal['block', 'blockres']
@@ -190,25 +191,5 @@ class ResNetTSM(ResNet):
         Returns: Features ``[N * T', C, H', W']`` of each stage in ``out_indices`` (``T'`` is
         ``ceil(T / 2)`` after a temporal pool); one tensor when there is one.
         """
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f'input must be a torch.Tensor, got {type(x).__name__}')
-        if x.dim() != 4:
-            raise ValueError(f'input must be 4-D [N * T, C, H, W], got shape {tuple(x.shape)}')
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f'input must have in_channels={self.in_channels} channels, '
-                             f'got {x.shape[1]} (shape {tuple(x.shape)})')
-        if x.shape[0] == 0 or x.shape[0] % self.num_segments != 0:
-            raise ValueError(f'the batch of the input ({x.shape[0]} frames) must be a positive '
-                             f'multiple of num_segments ({self.num_segments}): frames come as '
-                             f'[N * T, C, H, W] with T = num_segments')
-        if 0 in x.shape[2:]:
-            raise ValueError(f'input frames must have H, W >= 1, got shape {tuple(x.shape)}')
-        if not x.is_floating_point():
-            raise TypeError(f'input must be a floating-point tensor, got {x.dtype}')
-        weight = next(self.parameters(), None)
-        if (weight is not None and x.dtype != weight.dtype
-                and not torch.is_autocast_enabled(x.device.type)):
-            raise TypeError(f'input dtype {x.dtype} differs from the model parameters\' '
-                            f'{weight.dtype}: convert one of them (x.to(dtype) or '
-                            f'model.to(dtype)), or run under torch.autocast')
+        check_frames_input(self, x, self.in_channels, self.num_segments)
         return super().forward(x)
