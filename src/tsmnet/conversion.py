@@ -68,17 +68,19 @@ class Conversion:
     def complete(self) -> bool:
         return self.report.complete and not (self.head_mismatched or self.unexpected)
 
+    def arch_line(self) -> str:
+        """The architecture, in one line."""
+        a = self.arch
+        shift = f"shift_place={a['shift_place']}" if a['is_shift'] else 'no shift'
+        return (f"architecture: ResNet-{a['depth']}, {shift}, temporal_pool={a['temporal_pool']}, "
+                f"non-local blocks={sum(map(sum, a['non_local']))}, in_channels={a['in_channels']}")
+
     def summary(self) -> str:
         """A few lines for people: architecture, and converted, filled, missing, unexpected
         and shape-mismatched keys."""
         r = self.report
-        a = self.arch
-        shift = f"shift_place={a['shift_place']}" if a['is_shift'] else 'no shift'
-        lines = [
-            f"architecture: ResNet-{a['depth']}, {shift}, temporal_pool={a['temporal_pool']}, "
-            f"non-local blocks={sum(map(sum, a['non_local']))}, in_channels={a['in_channels']}",
-            f'converted: {len(r.loaded)} backbone keys, {len(self.head_keys)} head keys',
-        ]
+        lines = [self.arch_line(),
+                 f'converted: {len(r.loaded)} backbone keys, {len(self.head_keys)} head keys']
         if r.filled:
             lines.append(f'filled with 0 (num_batches_tracked the file lacks): {len(r.filled)}')
         lines += [
@@ -90,7 +92,8 @@ class Conversion:
         lines.append(f'shape-mismatched: {len(mismatched)}' + ''.join(
             f'\n  {k}: checkpoint {tuple(s)}, model {tuple(m)}' for k, s, m in mismatched))
         if r.inflated:
-            lines.append(f'inflated to {a["in_channels"]} input channels: {", ".join(r.inflated)}')
+            lines.append(f'inflated to {self.arch["in_channels"]} input channels: '
+                         f'{", ".join(r.inflated)}')
         return '\n'.join(lines)
 
 
@@ -207,23 +210,11 @@ _MOBILENET_V2_LAYOUTS: dict[str, tuple[str, ...]] = {
 class MobileNetV2Conversion(Conversion):
     """A :class:`Conversion` of MobileNetV2 weights (its architecture is a width)."""
 
-    def summary(self) -> str:
+    def arch_line(self) -> str:
         a = self.arch
         shift = (f"{a['shift_mode']} shift, 10 sites at width 1.0" if a['is_shift']
                  else 'no shift')
-        r = self.report
-        mismatched = r.mismatched + self.head_mismatched
-        lines = [f"architecture: MobileNetV2 (widen_factor={a['widen_factor']}), {shift}",
-                 f'converted: {len(r.loaded)} backbone keys, {len(self.head_keys)} head keys']
-        if r.filled:
-            lines.append(f'filled with 0 (num_batches_tracked the file lacks): {len(r.filled)}')
-        lines += [
-            f'missing: {len(r.missing)}{_list(r.missing)}',
-            f'unexpected: {len(r.unexpected) + len(self.unexpected)}'
-            f'{_list(r.unexpected + self.unexpected)}',
-            f'shape-mismatched: {len(mismatched)}' + ''.join(
-                f'\n  {k}: checkpoint {tuple(s)}, model {tuple(m)}' for k, s, m in mismatched)]
-        return '\n'.join(lines)
+        return f"architecture: MobileNetV2 (widen_factor={a['widen_factor']}), {shift}"
 
 
 def convert_mobilenet_v2(src: str | Path, raw: dict[str, Any], source_format: str, *,
