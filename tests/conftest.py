@@ -16,6 +16,8 @@ import torch
 if os.environ.get('TSMNET_TEST_DEVICE', 'cpu') == 'cpu':
     os.environ.setdefault('TRITON_INTERPRET', '1')
 
+from mmengine.registry import DefaultScope  # noqa: E402
+
 from tsmnet.mmaction_compat import import_mmaction_models, mmaction_available  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as synthetic_video
@@ -54,6 +56,16 @@ def shapes() -> dict[str, dict[str, list[int]]]:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _restore_default_scope():
+    """MMEngine's current default scope is the last one created in the process: a test that
+    builds a Runner or calls ``init_default_scope`` would change what later tests build."""
+    before = dict(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(before)
 
 
 def pytest_collection_modifyitems(config, items):
