@@ -5,9 +5,10 @@ and under ``torch.compile(model, fullgraph=True)`` (as a new user would), side b
 candidates' repeats are interleaved in a rotating order and each ratio is the median of the
 per-repeat ratios, with its quartiles. The shift backend is the process's
 (``TSMNET_SHIFT_BACKEND``, read when the graph is traced and not part of dynamo's cache key,
-so one process compiles with one backend): ``TSMNET_SHIFT_BACKEND=functional`` measures the
-slices-and-cat shift that compiled graphs held before the shift ops were registered. Prints
-a table, then the JSON report on the last line. Never collected by pytest.
+so one process compiles with one backend). ``auto`` compiles the CPU shift as the functional
+backend's pointwise gather; ``TSMNET_SHIFT_BACKEND=native`` (or ``torch``) keeps the backend's
+registered op in the graph instead, which is what compiled graphs held before. Prints a
+table, then the JSON report on the last line. Never collected by pytest.
 """
 
 from __future__ import annotations

@@ -16,8 +16,11 @@ instead of falling back. The strategy follows from the call:
   (training, where the module is a plain conv and has no hooks); ``fused_in_place`` shifts
   the input in place for the conv instead of copying it.
 
-Under ``torch.compile`` the chosen backend's registered op is used (a copy: compiled graphs
-keep no in-place or fused strategy); under ``torch.jit`` tracing, ``torch.export`` and ONNX
+Under ``torch.compile`` (a copy: compiled graphs keep no in-place or fused strategy),
+``auto`` takes the ``triton`` registered op for a CUDA tensor it can take and otherwise
+``functional``, whose compiled form is a pointwise gather that inductor fuses with its
+neighbours in the layout they want (see :mod:`.functional`); a forced backend runs its
+registered op. Under ``torch.jit`` tracing, ``torch.export`` and ONNX
 export (both exporters), only ``functional``, which every exporter maps to standard ops.
 """
 
@@ -43,6 +46,10 @@ ENV_BACKEND = 'TSMNET_SHIFT_BACKEND'
 BACKENDS: dict[str, ModuleType] = {
     'functional': functional, 'torch': torch_ops, 'native': native, 'triton': triton_kernels}
 AUTO_ORDER: tuple[str, ...] = ('triton', 'native', 'torch', 'functional')
+# Under torch.compile: an opaque op on the CPU gets the strides it was traced with, so
+# inductor converts a channels-last ReLU output to contiguous before it and back before the
+# conv; the functional backend's pointwise gather fuses into the ReLU instead.
+COMPILE_ORDER: tuple[str, ...] = ('triton', 'functional')
 VALID_NAMES: tuple[str, ...] = ('auto', *BACKENDS)
 
 _forced: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -191,7 +198,7 @@ def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
             strategy, why = _without_in_place(strategy, f'{forced} has no in-place shift here')
         return Plan(forced, strategy, f'forced; {why}')
     passed_over: tuple[str, ...] = ()
-    for name in AUTO_ORDER:
+    for name in COMPILE_ORDER if compiling else AUTO_ORDER:
         if name == 'triton' and x.device.type != 'cuda':
             # Triton's interpreter (CPU tensors) is for tests: only when forced
             passed_over += (name,)
@@ -202,6 +209,8 @@ def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
             strategy, why = _without_in_place(strategy, f'{name} cannot shift in place here')
             break
         passed_over += (name,)
+    if compiling and name == 'functional':
+        why = 'compiling: a pointwise gather that inductor fuses with its neighbours'
     return Plan(name, strategy, why, passed_over)
 
 

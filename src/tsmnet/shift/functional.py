@@ -1,13 +1,21 @@
-"""The ``functional`` backend: the shift from slices, zeros and concatenation only.
+"""The ``functional`` backend: the shift from standard differentiable ops only.
 
-This is what tracing, ONNX export and TorchScript record: every exporter maps it to
-shape-generic ops, so an exported model keeps working for any number of clips. It takes any
-tensor on any device, is differentiable through autograd, and is the slowest backend.
+Two forms, same numbers:
+
+- :func:`shift`, slices, zeros and concatenation: what tracing, ONNX export and TorchScript
+  record. Every exporter maps it to shape-generic ops, so an exported model keeps working for
+  any number of clips. It takes any tensor on any device and is the slowest backend in eager.
+- :func:`gathered`, a gather along time written as pads and selects over index arithmetic:
+  what ``torch.compile`` gets (:data:`traced`). Inductor turns it into one pointwise loop
+  that it fuses with the op before (a ReLU) and lays out as the conv after wants
+  (channels-last on the CPU), so the shift costs no pass of its own, where an opaque
+  registered op costs two layout conversions per site and slices and cat a buffer per site.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .spec import ShiftSpec
 
@@ -48,6 +56,29 @@ def shift(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
     return torch.cat(parts, dim=2).reshape(nt, c, h, w)
 
 
-# The backend interface: its copy is the shift itself, differentiable and traceable as is.
+def gathered(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
+    """The shift of frames ``x`` ``[N * T, C, H, W]`` as one pointwise expression: output
+    ``[i, c]`` is ``x[i + d, c]`` for a channel of a group with direction ``d`` when frame
+    ``i + d`` is in the clip of frame ``i``, zero when it is not, and ``x[i, c]`` for the
+    other channels. No view to ``[N, T, ...]`` (a view would fix the layout of what it views
+    under inductor), no cat (inductor gives a cat's inputs a buffer each): pads along the
+    frames and ``where`` over frame and channel indices, which inductor fuses into one loop.
+    """
+    nt, c = x.shape[:2]
+    t = spec.num_segments
+    frame = (torch.arange(nt, device=x.device) % t).view(-1, 1, 1, 1)
+    channel = torch.arange(c, device=x.device).view(1, -1, 1, 1)
+    out = x
+    for lo, hi, d in reversed(spec.groups()):
+        if d > 0:  # frame i reads frame i + 1; the last frame of a clip reads zeros
+            moved = torch.where(frame < t - 1, F.pad(x[1:], (0, 0, 0, 0, 0, 0, 0, 1)), 0)
+        else:  # frame i reads frame i - 1; the first frame of a clip reads zeros
+            moved = torch.where(frame > 0, F.pad(x[:-1], (0, 0, 0, 0, 0, 0, 1, 0)), 0)
+        out = torch.where((channel >= lo) & (channel < hi), moved, out)
+    return out
+
+
+# The backend interface: its copy is the shift itself, differentiable and traceable as is;
+# compiled graphs get the pointwise form.
 copy = shift
-traced = shift
+traced = gathered

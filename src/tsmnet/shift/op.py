@@ -41,10 +41,10 @@ class _ShiftFunction(torch.autograd.Function):
 def shift_copy(x: torch.Tensor, spec: ShiftSpec, plan: Plan) -> torch.Tensor:
     """The copying shift of ``x`` on ``plan``'s backend, differentiable."""
     backend = BACKENDS[plan.backend]
+    if torch.compiler.is_compiling() and not torch.compiler.is_exporting():
+        return backend.traced(x, spec)
     if plan.backend == 'functional':
         return backend.shift(x, spec)
-    if torch.compiler.is_compiling():
-        return backend.traced(x, spec)
     if torch.is_grad_enabled() and x.requires_grad:
         return _ShiftFunction.apply(x, spec, backend)
     return backend.copy(x, spec)
