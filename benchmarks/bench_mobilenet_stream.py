@@ -35,6 +35,7 @@ import torch
 from mmengine.logging import MMLogger
 
 from tsmnet import MobileNetV2, MobileNetV2TSM
+from tsmnet.fileio import write_text
 from tsmnet.stream import TSMStream
 
 
@@ -137,8 +138,7 @@ def main() -> None:
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:
-        with open(args.output, 'w') as f:
-            f.write(text + '\n')
+        write_text(args.output, text + '\n')  # atomic: a failed write keeps the old file
 
 
 if __name__ == '__main__':

@@ -29,6 +29,7 @@ import time
 import torch
 
 from tsmnet import ResNet, ResNetTSM
+from tsmnet.fileio import write_text
 from tsmnet.stream import TSMStream
 
 
@@ -119,8 +120,7 @@ def main() -> None:
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:
-        with open(args.output, 'w') as f:
-            f.write(text + '\n')
+        write_text(args.output, text + '\n')  # atomic: a failed write keeps the old file
 
 
 if __name__ == '__main__':
