@@ -355,6 +355,20 @@ def test_cli_streams_a_video_file(tmp_path, capsys, r18):
                                scores.amax(-1).numpy(), atol=1e-5)
 
 
+def test_cli_p90_is_never_below_the_median(tmp_path, capsys):
+    """With two timed frames the p90 latency lies between the median and the slowest frame
+    (it was the fastest frame's once: an index rounded down)."""
+    from tsmnet.cli import main
+
+    out = tmp_path / 'out.json'
+    assert main(['stream', '--depth', '18', '--size', str(SIZE), '--frames', '3', '--quiet',
+                 '--json', str(out)]) == 0
+    result = json.loads(out.read_text())
+    latencies = sorted(r['ms'] for r in result['frames'][1:])  # the first one is not timed
+    assert len(latencies) == 2
+    assert latencies[-1] >= result['p90_ms'] >= result['median_ms'] >= latencies[0]
+
+
 def test_cli_reads_with_opencv_too(tmp_path, capsys):
     """Both decoders give the same frames (up to MJPEG decoding) and drive the command."""
     from tsmnet.cli import main

@@ -230,7 +230,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f'no frame could be read from {source}: expected a video file')
 
     latencies = sorted(r['ms'] for r in records[1:] or records)  # the first step allocates
-    p90 = latencies[int(0.9 * (len(latencies) - 1))]
+    # interpolated, so never below the median however few frames there are
+    p90 = (statistics.quantiles(latencies, n=10, method='inclusive')[-1]
+           if len(latencies) > 1 else latencies[0])
     median = statistics.median(latencies)
     print(f'{len(records)} frames; per-frame latency median {median:.2f} ms, p90 {p90:.2f} ms '
           f'({1e3 / median:.1f} frames/s; first frame, which allocates the buffers, excluded)')
