@@ -24,7 +24,7 @@ Layouts (at ``widen_factor=1.0`` the stages hold 1, 2, 3, 4, 3, 3, 1 blocks, 17 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -97,6 +97,29 @@ def _torchvision_block(index: int, rest: str, expands: bool) -> str | None:
     return None
 
 
+def _feature_key(key: str, block_key: Callable[[int, str], str | None]) -> str | None:
+    """The tsmnet key of a ``features.N.…`` key (None where no rule applies): the stem and the
+    last conv are alike in every layout; the blocks are mapped by ``block_key(index, rest)``."""
+    found = _FEATURE.match(key)
+    if found is None:
+        return None
+    index, rest = int(found['index']), found['rest']
+    if index in (0, LAST_FEATURE):
+        m = _STEM_OR_LAST.match(rest)
+        return None if m is None else _stage_key(index, _convmodule(m['which'], m['param']))
+    return block_key(index, rest)
+
+
+def _online_block(index: int, rest: str) -> str | None:
+    """The tsmnet key of a block key of the TSM online demo (``conv.{0,1,3,4,6,7}``: three
+    conv-BN pairs, ReLU6 at 2 and 5 with no key)."""
+    m = _ONLINE.match(rest)
+    if m is None or int(m['i']) % 3 == 2:
+        return None
+    module, which = divmod(int(m['i']), 3)
+    return _stage_key(index, f"{module}.{_convmodule(str(which), m['param'])}")
+
+
 def torchvision_to_mobilenet_v2(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     """Rename torchvision MobileNetV2 keys to tsmnet/MMAction2 ``MobileNetV2`` keys.
 
@@ -117,16 +140,8 @@ def torchvision_to_mobilenet_v2(state_dict: Mapping[str, torch.Tensor]) -> State
     for key, value in state_dict.items():
         if key.startswith('classifier.'):
             continue
-        found = _FEATURE.match(key)
-        mapped = None
-        if found is not None:
-            index, rest = int(found['index']), found['rest']
-            if index in (0, LAST_FEATURE):
-                m = _STEM_OR_LAST.match(rest)
-                mapped = None if m is None else _stage_key(index,
-                                                           _convmodule(m['which'], m['param']))
-            else:
-                mapped = _torchvision_block(index, rest, index in expands)
+        mapped = _feature_key(
+            key, lambda index, rest: _torchvision_block(index, rest, index in expands))
         out[mapped or key] = value
     return out
 
@@ -155,21 +170,7 @@ def tsm_online_to_mmaction(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
         if classifier is not None:
             out[f'cls_head.fc_cls.{classifier.group(1)}'] = value
             continue
-        found = _FEATURE.match(key)
-        mapped = None
-        if found is not None:
-            index, rest = int(found['index']), found['rest']
-            if index in (0, LAST_FEATURE):
-                m = _STEM_OR_LAST.match(rest)
-                mapped = None if m is None else _stage_key(index,
-                                                           _convmodule(m['which'], m['param']))
-            else:
-                m = _ONLINE.match(rest)
-                if m is not None and int(m['i']) % 3 != 2:
-                    i = int(m['i'])
-                    module, which = divmod(i, 3)
-                    inner = f"{module}.{_convmodule(str(which), m['param'])}"
-                    mapped = _stage_key(index, inner)
+        mapped = _feature_key(key, _online_block)
         out[f'backbone.{mapped}' if mapped else key] = value
     return wrap_shift_sites(out, expands)
 
