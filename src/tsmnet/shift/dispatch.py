@@ -16,11 +16,13 @@ instead of falling back. The strategy follows from the call:
   (training, where the module is a plain conv and has no hooks); ``fused_in_place`` shifts
   the input in place for the conv instead of copying it.
 
-Under ``torch.compile`` (a copy: compiled graphs keep no in-place or fused strategy),
-``auto`` takes the ``triton`` registered op for a CUDA tensor it can take and otherwise
-``functional``, whose compiled form is a pointwise gather that inductor fuses with its
-neighbours in the layout they want (see :mod:`.functional`); a forced backend runs its
-registered op. Under ``torch.jit`` tracing, ``torch.export`` and ONNX
+Under ``torch.compile`` a shift that may work in place and feeds a plain conv with no hooks
+(every ResNetTSM site) becomes the ``native`` backend's registered ``shift_conv2d`` op on
+the CPU: the shift in place around the conv, as in eager, in whatever layout inductor gives
+it (``fused_in_place``). Any other compiled shift is a copy: ``auto`` takes the ``triton``
+registered op for a CUDA tensor it can take and otherwise ``functional``, whose compiled
+form is a pointwise gather that inductor fuses with its neighbours in the layout they want
+(see :mod:`.functional`); a forced backend runs its registered op. Under ``torch.jit`` tracing, ``torch.export`` and ONNX
 export (both exporters), only ``functional``, which every exporter maps to standard ops.
 """
 
@@ -46,10 +48,12 @@ ENV_BACKEND = 'TSMNET_SHIFT_BACKEND'
 BACKENDS: dict[str, ModuleType] = {
     'functional': functional, 'torch': torch_ops, 'native': native, 'triton': triton_kernels}
 AUTO_ORDER: tuple[str, ...] = ('triton', 'native', 'torch', 'functional')
-# Under torch.compile: an opaque op on the CPU gets the strides it was traced with, so
-# inductor converts a channels-last ReLU output to contiguous before it and back before the
-# conv; the functional backend's pointwise gather fuses into the ReLU instead.
+# Under torch.compile, for a copy: an opaque op on the CPU gets the strides it was traced
+# with, so inductor converts a channels-last ReLU output to contiguous before it and back
+# before the conv; the functional backend's pointwise gather fuses into the ReLU instead.
 COMPILE_ORDER: tuple[str, ...] = ('triton', 'functional')
+# Under torch.compile, shift and conv as one registered op: the backends that have one.
+COMPILE_FUSED: tuple[str, ...] = ('native',)
 VALID_NAMES: tuple[str, ...] = ('auto', *BACKENDS)
 
 _forced: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -163,6 +167,14 @@ def _strategy(x: torch.Tensor, in_place: bool, net: nn.Module | None) -> tuple[s
     return 'in_place', 'no autograd, no hooks, and the caller allows it'
 
 
+def _compiled_strategy(in_place: bool, net: nn.Module | None) -> tuple[str, str]:
+    """The strategy under ``torch.compile``, and why."""
+    if in_place and can_fuse(net) and not has_hooks(net):
+        return 'fused_in_place', ('compiling: shift and conv in one registered op that '
+                                  'shifts the input in place around the conv')
+    return 'copy', 'compiling: the registered op'
+
+
 def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
            net: nn.Module | None = None) -> Plan:
     """Choose the backend and the strategy of one shift of ``x``.
@@ -185,7 +197,7 @@ def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
                                f'the functional backend')
         return Plan('functional', 'copy', 'tracing or exporting: slices and cat')
     compiling = torch.compiler.is_compiling()
-    strategy, why = ('copy', 'compiling: the registered op') if compiling else _strategy(
+    strategy, why = _compiled_strategy(in_place, net) if compiling else _strategy(
         x, in_place, net)
     wants_in_place = strategy in ('in_place', 'fused_in_place')
     if forced != 'auto':
@@ -194,9 +206,16 @@ def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
         if refused:
             raise RuntimeError(f'shift backend {forced!r} (forced) cannot take x: '
                                f'{"; ".join(refused)}')
-        if wants_in_place and module.reasons(x, True):
+        if compiling and wants_in_place and forced not in COMPILE_FUSED:
+            strategy, why = 'copy', f'compiling: {forced} has no fused registered op'
+        elif wants_in_place and module.reasons(x, True):
             strategy, why = _without_in_place(strategy, f'{forced} has no in-place shift here')
         return Plan(forced, strategy, f'forced; {why}')
+    if compiling and wants_in_place:
+        for name in COMPILE_FUSED:
+            if not BACKENDS[name].reasons(x, True):
+                return Plan(name, strategy, why)
+        strategy, why, wants_in_place = 'copy', 'compiling: the registered op', False
     passed_over: tuple[str, ...] = ()
     for name in COMPILE_ORDER if compiling else AUTO_ORDER:
         if name == 'triton' and x.device.type != 'cuda':

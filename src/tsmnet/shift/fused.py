@@ -6,8 +6,9 @@ of its weight, although the unshifted block input is kept anyway (by the previou
 ReLU or by the downsample conv). :func:`shift_conv2d` keeps only the unshifted input and
 redoes the shift (one copy, or in place) in backward: the numbers are those of
 ``conv2d(temporal_shift(x))`` and each shifted block keeps one tensor of the size of its input
-less. The dispatcher (:mod:`tsmnet.shift.dispatch`) chooses it and its backend; compiled
-graphs and tracing never see it.
+less. The dispatcher (:mod:`tsmnet.shift.dispatch`) chooses it and its backend. Compiled
+graphs get the backend's registered op instead (``tsmnet::shift_conv2d`` of the native
+backend, the same in-place shift around the conv, in C++); tracing never sees it.
 """
 
 from __future__ import annotations
@@ -116,5 +117,7 @@ def shift_conv2d(x: torch.Tensor, conv: nn.Conv2d, spec: ShiftSpec, backend: Mod
         dtype = torch.get_autocast_dtype(device_type)
         x, weight = x.to(dtype), weight.to(dtype)
         bias = None if bias is None else bias.to(dtype)
+    if torch.compiler.is_compiling():  # the backend's registered op (the dispatcher's choice)
+        return backend.traced_conv2d(x, weight, bias, conv, spec)
     return _ShiftConv2dFunction.apply(x, weight, bias, spec, backend, conv.stride,
                                       conv.padding, conv.dilation, conv.groups, in_place)

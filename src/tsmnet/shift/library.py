@@ -10,17 +10,16 @@ saves nothing; :func:`register_gradient` registers that once for all of them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 import torch
 
-from .spec import ShiftSpec
+from .spec import ShiftSpec, cached_when_eager
 
 NAMESPACE = 'tsmnet'
 
 
-@lru_cache(maxsize=256)  # one per spec; the ops never modify the list
+@cached_when_eager  # one per spec; the ops never modify the list
 def op_args(spec: ShiftSpec) -> tuple[int, int, list[int]]:
     """The ``(t, fold, dirs)`` arguments of a registered shift op for ``spec``."""
     return spec.num_segments, spec.fold, list(spec.dirs)

@@ -9,14 +9,27 @@ the groups from ``shift_div`` and ``mode``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Literal
+from functools import lru_cache, wraps
+from typing import Literal, TypeVar
 
 import torch
 
 ShiftMode = Literal['bidirectional', 'causal']
 SHIFT_MODES: tuple[str, ...] = ('bidirectional', 'causal')
+_F = TypeVar('_F', bound=Callable)
+
+
+def cached_when_eager(fn: _F) -> _F:
+    """``fn`` with an ``lru_cache`` in eager mode (it runs for every shift), and uncached when
+    ``torch.compile`` traces it: dynamo warns about every ``lru_cache`` it meets."""
+    cached = lru_cache(maxsize=256)(fn)
+
+    @wraps(fn)
+    def call(*args):
+        return fn(*args) if torch.compiler.is_compiling() else cached(*args)
+    return call  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -38,7 +51,7 @@ class ShiftSpec:
     dirs: tuple[int, ...]
 
     @staticmethod
-    @lru_cache(maxsize=256)  # one spec per site: the same few every forward
+    @cached_when_eager  # one spec per site: the same few every forward
     def of(num_segments: int, fold: int, mode: str = 'bidirectional') -> ShiftSpec:
         """The spec of ``mode``: bidirectional reads the next frame in group 0 and the
         previous one in group 1; causal (the paper's online TSM) reads the previous frame in
