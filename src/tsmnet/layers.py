@@ -46,9 +46,9 @@ class TemporalShift(nn.Module):
         shift_mode: ``'bidirectional'`` (default) or ``'causal'`` (past frames only).
         inplace: On the CPU, shift the input in place, run ``net`` and shift it back
             (:mod:`tsmnet.shift`): in inference, and in training where shift and
-            conv run fused. Same numbers, less memory traffic, no allocation. Only for
-            inputs nothing else reads while ``net`` runs, as inside a ResNet block, which
-            is why ResNetTSM sets it. Defaults to False.
+            conv run fused, eager or compiled. Same numbers, less memory traffic, no
+            allocation. Only for inputs nothing else reads while ``net`` runs, as inside
+            a ResNet block, which is why ResNetTSM sets it. Defaults to False.
     """
 
     def __init__(
@@ -75,9 +75,11 @@ class TemporalShift(nn.Module):
         One call into :func:`tsmnet.shift.shift_then`, which chooses how: a shifted copy, the
         input shifted in place and back (``inplace``, no autograd, no forward hooks that could
         keep what ``net`` consumed), or, in training with a plain conv as ``net``, shift and
-        conv fused so that autograd keeps ``x`` instead of a shifted copy. Tracing, export
-        and ``torch.compile`` always see a copying shift followed by ``net``. A subclass that
-        overrides :meth:`shift` gets ``net(self.shift(x))``.
+        conv fused so that autograd keeps ``x`` instead of a shifted copy. Under
+        ``torch.compile`` an ``inplace`` shift before a plain conv is one registered op
+        that does the same in place (CPU); tracing, export and every other compiled shift
+        see a copying shift followed by ``net``. A subclass that overrides :meth:`shift`
+        gets ``net(self.shift(x))``.
         """
         if type(self).shift is not TemporalShift.shift:
             return self.net(self.shift(x))
