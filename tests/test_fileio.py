@@ -93,6 +93,24 @@ def test_interrupt_keeps_the_old_file(tmp_path: Path) -> None:
     assert path.read_text() == 'the old file' and _only(tmp_path) == ['out.txt']
 
 
+def test_a_failed_onnx_export_keeps_the_old_file(tmp_path: Path, monkeypatch) -> None:
+    """``TSMStream.export_onnx`` used to leave whatever the exporter had written when it
+    failed half-way; it now writes beside the file and renames."""
+    from tsmnet import ResNetTSM, TSMStream
+
+    def half_then_fail(model, args, f, **kwargs) -> None:
+        Path(f).write_bytes(b'half an onnx file')
+        raise RuntimeError('the exporter failed')
+
+    path = tmp_path / 'step.onnx'
+    path.write_bytes(b'the old export')
+    stream = TSMStream(ResNetTSM(18, num_segments=4, shift_mode='causal', pretrained=None))
+    monkeypatch.setattr(torch.onnx, 'export', half_then_fail)
+    with pytest.raises(RuntimeError, match='the exporter failed'):
+        stream.export_onnx(path, torch.zeros(1, 3, 32, 32))
+    assert path.read_bytes() == b'the old export' and _only(tmp_path) == ['step.onnx']
+
+
 def test_unwritable_folder_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(fileio.WriteError, match=r'cannot write /proc/tsmnet-nope/x.json'):
         fileio.write_text('/proc/tsmnet-nope/x.json', '{}')

@@ -18,7 +18,8 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ['WriteError', 'atomic_write', 'save_torch', 'write_bytes', 'write_text']
+__all__ = ['WriteError', 'atomic_path', 'atomic_write', 'save_torch', 'write_bytes',
+           'write_text']
 
 
 class WriteError(OSError):
@@ -32,8 +33,43 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary file name beside ``path``, for a writer that takes a name (an exporter);
+    once the block ends, the file is flushed to disk and renamed to ``path``.
+
+    Raises:
+        WriteError: Writing failed (no space left, no permission...). The message says why in
+            one line; the temporary file is removed and ``path`` is untouched. Any other
+            error of the block also removes it and leaves ``path`` as it was.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+        os.close(fd)
+    except OSError as err:
+        raise _write_error(path, err) from err
+    try:
+        yield Path(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it a normal file's mode
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise _write_error(path, err) from err
+        raise
+
+
+@contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = 'wb', **open_kwargs: Any) -> Iterator[IO]:
-    """Open a temporary file beside ``path``; rename it to ``path`` when the block ends.
+    """Open a temporary file beside ``path``; rename it to ``path`` when the block ends
+    (:func:`atomic_path`).
 
     Args:
         path: The destination. Its folder is created if needed.
@@ -46,25 +82,9 @@ def atomic_write(path: str | Path, mode: str = 'wb', **open_kwargs: Any) -> Iter
     """
     if mode not in ('w', 'wb'):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    except OSError as err:
-        raise _write_error(path, err) from err
-    try:
-        with os.fdopen(fd, mode, **open_kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it a normal file's mode
-        os.replace(tmp, path)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(err, OSError) and not isinstance(err, WriteError):
-            raise _write_error(path, err) from err
-        raise
+    with atomic_path(path) as tmp, os.fdopen(os.open(tmp, os.O_WRONLY), mode,
+                                             **open_kwargs) as f:
+        yield f
 
 
 def _write_error(path: Path, err: OSError) -> WriteError:

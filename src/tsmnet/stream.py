@@ -28,6 +28,7 @@ import torch
 from mmcv.cnn.bricks.non_local import _NonLocalNd
 from torch import nn
 
+from .fileio import atomic_path
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .models.mobilenet_v2 import MobileNetV2
 from .models.resnet import ResNet
@@ -400,7 +401,8 @@ class TSMStream:
         ``new_buffer_i`` as the next step's ``buffer_i``.
 
         Args:
-            path: The ``.onnx`` file to write.
+            path: The ``.onnx`` file to write, atomically: an export that fails leaves the
+                previous file and no partial one.
             frames: An example ``[N, C, H, W]``; its ``C``, ``H``, ``W`` (and ``N`` unless
                 ``dynamic_streams``) are fixed in the graph.
             dynamic_streams: Leave ``N`` symbolic, so one file serves any number of streams.
@@ -424,8 +426,9 @@ class TSMStream:
                 'frames': {0: streams}, 'buffers': tuple({0: streams} for _ in buffers)})
         kwargs.setdefault('dynamo', True)
         kwargs.setdefault('verbose', False)
-        torch.onnx.export(self.step_module(), (frames, *buffers), str(path),
-                          input_names=input_names, output_names=output_names, **kwargs)
+        with atomic_path(path) as tmp:  # a failed export leaves no partial file
+            torch.onnx.export(self.step_module(), (frames, *buffers), str(tmp),
+                              input_names=input_names, output_names=output_names, **kwargs)
         return input_names, output_names
 
     def __repr__(self) -> str:
