@@ -22,8 +22,9 @@ the CPU: the shift in place around the conv, as in eager, in whatever layout ind
 it (``fused_in_place``). Any other compiled shift is a copy: ``auto`` takes the ``triton``
 registered op for a CUDA tensor it can take and otherwise ``functional``, whose compiled
 form is a pointwise gather that inductor fuses with its neighbours in the layout they want
-(see :mod:`.functional`); a forced backend runs its registered op. Under ``torch.jit`` tracing, ``torch.export`` and ONNX
-export (both exporters), only ``functional``, which every exporter maps to standard ops.
+(see :mod:`.functional`); a forced backend runs its registered op. Under ``torch.jit``
+tracing, ``torch.export`` and ONNX export (both exporters), only ``functional``, which every
+exporter maps to standard ops.
 """
 
 from __future__ import annotations

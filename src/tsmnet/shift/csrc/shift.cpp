@@ -204,15 +204,16 @@ auto with_shifted(const at::Tensor& x, int64_t t, int64_t fold, const std::vecto
 }
 
 // conv2d(shift(x)) for compiled graphs, the way eager ResNetTSM runs it: x is shifted in
-// place for the conv and restored, so the op moves only the folds and allocates nothing but
-// the conv's output, which an opaque copying shift followed by the conv could not avoid.
+// place for the conv and restored, so the op moves only the folds and allocates only the
+// conv's output and the frames the shift drops, where a copying shift writes all of x again.
 at::Tensor shift_conv2d(const at::Tensor& x, const at::Tensor& weight,
                         const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                         at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                         int64_t t, int64_t fold, std::vector<int64_t> dirs) {
   check_dirs(dirs);
   return with_shifted(x, t, fold, dirs, [&](const at::Tensor& shifted) {
-    return at::convolution(shifted, in_layout_of(shifted, weight), bias, stride, padding, dilation, false, {0, 0}, groups);
+    return at::convolution(shifted, in_layout_of(shifted, weight), bias, stride, padding,
+                           dilation, false, {0, 0}, groups);
   });
 }
 
@@ -225,8 +226,9 @@ std::tuple<at::Tensor, at::Tensor> shift_conv2d_backward(
     int64_t t, int64_t fold, std::vector<int64_t> dirs) {
   check_dirs(dirs);
   auto grads = with_shifted(x, t, fold, dirs, [&](const at::Tensor& shifted) {
-    return at::convolution_backward(grad_out, shifted, in_layout_of(shifted, weight), std::nullopt, stride, padding,
-                                    dilation, false, {0, 0}, groups, {true, true, false});
+    return at::convolution_backward(grad_out, shifted, in_layout_of(shifted, weight),
+                                    std::nullopt, stride, padding, dilation, false, {0, 0},
+                                    groups, {true, true, false});
   });
   at::Tensor grad_x = std::get<0>(grads);
   std::vector<int64_t> back(dirs.size());
