@@ -1,10 +1,14 @@
 """Reading video for the recognizer: decoding, MMAction2's test-time sampling and transforms.
 
 Owns turning a video file (or decoded frames) into the normalised views a recognizer takes.
-It may import torch, numpy and a decoding library; it imports nothing else of tsmnet's, so
-the weights zoo, ``tsmnet predict``, ``tsmnet finetune`` and export can all use it.
+It may import torch, numpy and a decoding library (PyAV); it imports nothing else of
+tsmnet's, so the weights zoo, ``tsmnet predict``, ``tsmnet finetune`` and export can all use it.
 """
 
+from .decode import VideoError, VideoInfo, probe, read_frames
+from .pipeline import VideoTransform, load_video
 from .protocol import TestProtocol
+from .sampling import dense_sample_frames, sample_frames
 
-__all__ = ['TestProtocol']
+__all__ = ['TestProtocol', 'VideoError', 'VideoInfo', 'VideoTransform', 'dense_sample_frames',
+           'load_video', 'probe', 'read_frames', 'sample_frames']
