@@ -35,6 +35,8 @@ class TestProtocol:
         sample_range: the span of one dense clip in frames (``DenseSampleFrames``).
     """
 
+    __test__ = False  # not a pytest test class, despite its name
+
     num_clips: int = 8
     clip_len: int = 1
     frame_interval: int = 1
