@@ -10,8 +10,7 @@ import pytest
 import torch
 from video_files import moving_frames, write_video
 
-from tsmnet.video import (TestProtocol, VideoError, VideoTransform, load_video, probe,
-                          read_frames)
+from tsmnet.video import TestProtocol, VideoError, VideoTransform, load_video, probe, read_frames
 
 pytest.importorskip('decord')
 
