@@ -53,3 +53,17 @@ def test_short_video_repeats_frames():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         sample_frames(**kwargs)
+
+
+@pytest.mark.parametrize('num_frames', FRAME_COUNTS)
+@pytest.mark.parametrize('num_clips', [1, 3, 8, 16])
+def test_train_sample_frames_equals_mmaction(num_frames, num_clips):
+    from tsmnet.video.sampling import train_sample_frames
+
+    theirs = SampleFrames(clip_len=1, frame_interval=1, num_clips=num_clips)
+    np.random.seed(num_frames)
+    want = _theirs(theirs, num_frames)
+    np.random.seed(num_frames)
+    np.testing.assert_array_equal(train_sample_frames(num_frames, num_clips), want)
+    rng = np.random.RandomState(num_frames)
+    np.testing.assert_array_equal(train_sample_frames(num_frames, num_clips, rng), want)

@@ -97,3 +97,32 @@ def dense_sample_frames(num_frames: int, num_clips: int, clip_len: int = 1,
     offsets = ((base[None, :] + starts[:, None]) % num_frames).reshape(-1)
     inds = (offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval).reshape(-1)
     return np.mod(inds, num_frames).astype(np.int64)
+
+
+def train_sample_frames(num_frames: int, num_clips: int,
+                        rng: np.random.RandomState | None = None) -> np.ndarray:
+    """Frame indices of ``SampleFrames(clip_len=1, num_clips=...)`` in training mode.
+
+    One frame at a random position in each of ``num_clips`` equal segments (TSN/TSM's
+    segment-based sampling); a video with fewer frames than ``num_clips`` gives evenly spread
+    indices, as MMAction2 does.
+
+    Args:
+        num_frames: frames in the video (>= 1).
+        num_clips: segments.
+        rng: the generator (``np.random``'s global one when None, as in MMAction2).
+
+    Returns:
+        ``[num_clips]`` int64 indices, in order.
+    """
+    _check('num_frames', num_frames, 1)
+    _check('num_clips', num_clips, 1)
+    rng = np.random.mtrand._rand if rng is None else rng
+    avg_interval = num_frames // num_clips
+    if avg_interval > 0:
+        offsets = np.arange(num_clips) * avg_interval + rng.randint(avg_interval, size=num_clips)
+    elif num_frames > num_clips:
+        offsets = np.sort(rng.randint(num_frames, size=num_clips))
+    else:
+        offsets = np.around(np.arange(num_clips) * (num_frames / num_clips))
+    return np.mod(offsets, num_frames).astype(np.int32).astype(np.int64)
