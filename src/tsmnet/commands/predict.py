@@ -16,18 +16,20 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .. import create_model, weights
+from ..checkpoint import read_checkpoint
 from ..fileio import write_text
 from ..fuse import fuse_conv_bn
+from ..models.factory import BACKBONES, create_model
+from ..models.head import TSMHead
 from ..models.recognizer import Recognizer
-from ..video import TestProtocol, VideoError, load_video
-from ..weights.checkpoint import read_checkpoint
+from ..video import TestProtocol, VideoError, load_video, probe
+from ..weights.zoo import weights
 from .errors import CommandError
 
 DEFAULT_MODEL = 'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb'
@@ -126,8 +128,10 @@ class Predictor:
                 chunk = chunk.flatten(0, 1).contiguous(memory_format=torch.channels_last) \
                     .unflatten(0, (b, t))
             logits.append(self.model(chunk).float().cpu())
-        head = self.model.cls_head
-        return head.average_clip(torch.cat(logits), len(views)).reshape(-1)
+        logits = torch.cat(logits)
+        if self.model.cls_head.average_clips is None:  # MMAction2 would not average: the mean
+            return logits.mean(0)
+        return self.model.cls_head.average_clip(logits, len(views)).reshape(-1)
 
     def __call__(self, path: str | Path, top: int = 5) -> Prediction:
         tic = time.perf_counter()
@@ -153,6 +157,37 @@ def _checkpoint_classes(obj: Any) -> tuple[int | None, list[str] | None]:
     return (int(weight.shape[0]) if isinstance(weight, torch.Tensor) else None), names
 
 
+def build_architecture(name: str, num_classes: int | None = None, *, depth: int | None = None,
+                       is_shift: bool | None = None, **kwargs: Any) -> Recognizer:
+    """The recognizer of zoo entry ``name``, from scratch, with another depth or no shift.
+
+    ``create_model`` overrides an entry's arguments; this also lets the head follow a new
+    ResNet depth (its ``in_channels``) and turns the shift off in backbone and head (TSN), the
+    choices of ``tsmnet finetune --depth / --no-shift``.
+    """
+    if depth is None and is_shift is None:
+        return create_model(name, num_classes=num_classes, **kwargs)
+    entry = weights(name)
+    arch = entry.architecture
+    backbone_kwargs, head_kwargs = dict(arch['backbone']), dict(arch['cls_head'])
+    backbone_cls = BACKBONES[backbone_kwargs.pop('type')]
+    head_kwargs.pop('type')
+    if depth is not None:
+        if 'depth' not in backbone_kwargs:
+            raise ValueError(f'{name} is a {backbone_cls.__name__}: it has no depth')
+        backbone_kwargs['depth'] = depth
+    if is_shift is not None:
+        backbone_kwargs['is_shift'] = head_kwargs['is_shift'] = is_shift
+    backbone_kwargs['pretrained'] = None
+    backbone = backbone_cls(**backbone_kwargs)
+    head_kwargs.update(in_channels=backbone.feat_dim, **kwargs)
+    if num_classes is not None:
+        head_kwargs['num_classes'] = num_classes
+    model = Recognizer(backbone, TSMHead(**head_kwargs))
+    model.init_weights()
+    return model
+
+
 def build_predictor(model_name: str, weights_source: str | None = None,
                     labels_path: str | None = None, views: str | None = None,
                     device: str = 'cpu', batch: int = 4) -> Predictor:
@@ -174,8 +209,12 @@ def build_predictor(model_name: str, weights_source: str | None = None,
             raise CommandError(f'--weights: no such file: {weights_source}')
         obj = read_checkpoint(path)
         num_classes, names = _checkpoint_classes(obj)
-        model = create_model(model_name, num_classes=num_classes)
+        tsmnet_meta = obj.get('meta', {}).get('tsmnet', {}) if isinstance(obj, dict) else {}
+        model = build_architecture(model_name, num_classes,
+                                   **tsmnet_meta.get('architecture', {}))
         model.load_checkpoint(obj)
+        if tsmnet_meta.get('protocol'):  # what tsmnet finetune trained on (size, ...)
+            protocol = replace(protocol, **tsmnet_meta['protocol'])
         if labels_path is None and (path.parent / 'labels.txt').is_file():
             labels_path = str(path.parent / 'labels.txt')
     if labels_path is not None:
@@ -215,9 +254,14 @@ def format_prediction(p: Prediction) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise CommandError(f'--top must be >= 1, got {args.top}')
-    missing = [v for v in args.videos if not Path(v).is_file()]
-    if missing:
-        raise CommandError(f'video not found: {missing[0]}')
+    for video in args.videos:  # every video readable before a model is built or downloaded
+        if not Path(video).is_file():
+            raise CommandError(f'video not found: {video}')
+        try:
+            probe(video)
+        except VideoError as err:
+            raise CommandError(str(err)) from None
+    parse_views(args.views)
     with _threads(args.threads):
         predictor = build_predictor(args.model, args.weights, args.labels, args.views,
                                     args.device, args.batch)
@@ -231,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
             results.append(prediction)
     if args.json_path:
         write_text(Path(args.json_path), json.dumps({
-            'model': args.model, 'weights': args.weights, 'protocol': vars(predictor.protocol),
+            'model': args.model, 'weights': args.weights, 'protocol': asdict(predictor.protocol),
             'videos': [{'video': p.video, 'views': p.views, 'seconds': p.seconds,
                         'top': [{'index': i, 'label': label, 'prob': prob}
                                 for i, label, prob in p.top]} for p in results]}, indent=1))
