@@ -77,5 +77,5 @@ def test_every_depth_option_reads_the_table() -> None:
             if action.dest == 'depth':
                 assert tuple(action.choices) == RESNET_DEPTHS, name
                 seen += 1
-    assert seen == 5  # demo, info, convert, bench, stream
+    assert seen == 6  # demo, info, convert, bench, stream, finetune
     assert set(RESNET_ARCHS) == set(tsmnet.ResNet.arch_settings)

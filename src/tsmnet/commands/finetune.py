@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .._version import __version__
+from ..archs import RESNET_DEPTHS
 from ..demo.train import flush_denormals
 from ..fileio import atomic_write, write_text
 from ..models.factory import create_model
@@ -74,7 +75,7 @@ def add_parser(subparsers: Any) -> None:
                         help='freeze the stem and this many stages (default: -1, none)')
     parser.add_argument('--no-shift', action='store_true',
                         help='TSN baseline: the same network without temporal shift')
-    parser.add_argument('--depth', type=int, default=None,
+    parser.add_argument('--depth', type=int, default=None, choices=RESNET_DEPTHS,
                         help="ResNet depth instead of the entry's (from scratch only)")
     parser.add_argument('--dropout', type=float, default=None,
                         help="head dropout (default: the entry's, 0.5)")
