@@ -30,13 +30,13 @@ def _random_checkpoint(model: torch.nn.Module, path: Path, seed: int = 0) -> Pat
     state = model.state_dict()
     for key, value in state.items():
         if key.endswith('running_mean'):
-            value.copy_(torch.randn(value.shape, generator=gen) * 0.1)
+            value.copy_(torch.randn(value.shape, generator=gen) * 0.5)
         elif key.endswith('running_var'):
             value.copy_(torch.rand(value.shape, generator=gen) * 0.5 + 0.75)
         elif key == 'cls_head.fc_cls.weight':
-            value.copy_(torch.randn(value.shape, generator=gen) * 0.05)
+            value.copy_(torch.randn(value.shape, generator=gen) * 0.5)
         elif key == 'cls_head.fc_cls.bias':
-            value.copy_(torch.randn(value.shape, generator=gen) * 0.1)
+            value.copy_(torch.randn(value.shape, generator=gen) * 0.5)
     torch.save({'state_dict': state, 'meta': {'note': 'random weights for a parity test'}}, path)
     return path
 
@@ -55,7 +55,7 @@ def test_scores_equal_inference_recognizer(tmp_path, video, mmaction_models, cap
     ckpt = _random_checkpoint(model, tmp_path / 'random.pth')
     theirs = inference_recognizer(init_recognizer(_config(MBV2), str(ckpt), device='cpu'),
                                   str(video)).pred_score
-    assert theirs.shape == (400,) and theirs.max() > 5 / 400  # far from uniform
+    assert theirs.shape == (400,) and theirs.max() > 10 / 400  # far from uniform
 
     out = tmp_path / 'out.json'
     assert main(['predict', str(video), '--model', MBV2, '--weights', str(ckpt), '--top', '400',
