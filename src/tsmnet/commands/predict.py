@@ -96,7 +96,8 @@ class Predictor:
     """A recognizer ready for inference and its protocol: video file -> averaged scores.
 
     The model runs in eval mode with its batch norms folded into the convs and channels-last
-    activations (the same function, faster on CPUs), ``batch`` views per forward pass.
+    activations (the same function, faster on CPUs), ``batch`` views per forward pass. The
+    model is changed in place: it is one to run, not to train or save.
 
     Args:
         model: The recognizer (its ``cls_head.average_clips`` averages the views).
@@ -111,7 +112,7 @@ class Predictor:
         if batch < 1:
             raise ValueError(f'batch must be >= 1, got {batch}')
         self.device = torch.device(device)
-        model = fuse_conv_bn(model.eval()).to(self.device)
+        model = fuse_conv_bn(model.eval(), inplace=True).to(self.device)
         self.channels_last = self.device.type == 'cpu'
         self.model = model.to(memory_format=torch.channels_last) if self.channels_last \
             else model
