@@ -68,7 +68,7 @@ def test_scores_equal_inference_recognizer(tmp_path, video, mmaction_models, cap
     torch.testing.assert_close(ours, theirs.float(), rtol=0, atol=1e-4)
     assert [i['index'] for i in result['top'][:5]] == theirs.topk(5).indices.tolist()
     printed = capsys.readouterr().out
-    assert printed.startswith(f'{video}  (3 views') and '1. ' in printed
+    assert f'{video}  (3 views' in printed and '  1. ' in printed
 
 
 def test_fewer_views_and_labels_file(tmp_path, video, mmaction_models, capsys):
