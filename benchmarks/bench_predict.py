@@ -1,0 +1,175 @@
+"""``tsmnet predict`` against MMAction2's ``inference_recognizer``: ``python
+benchmarks/bench_predict.py [--views 8x10] [--repeats 3] [--threads 2]``.
+
+One video (written here: 10 s, 30 fps, 340x256 H.264, like a resized Kinetics clip), one
+config (MMAction2's R50 Kinetics-400 TSM config, 8 segments x 10 crops), one checkpoint
+(random weights saved in MMAction2's layout) for both. Each repeat runs MMAction2's
+``init_recognizer`` model through ``inference_recognizer``'s own steps (its test pipeline:
+decord, ``Resize``, ``TenCrop``, ``FormatShape``; then ``test_step``: data preprocessor and
+model) and tsmnet's predict pipeline (PyAV decoding of the sampled frames, the transforms,
+the recognizer with its batch norms folded, channels-last, 4 views per pass), in alternating
+order; the ratio is the median of the per-repeat ratios. Each stage's share of its total is
+reported, and the two score vectors are compared. Prints a table, then the JSON report on the
+last line. Never collected by pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+R50 = 'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb'
+
+
+def write_video(path: Path, frames: int = 300, height: int = 256, width: int = 340) -> Path:
+    """A textured scene panning right, H.264 (yuv420p), 30 fps."""
+    import av
+
+    rng = np.random.default_rng(0)
+    coarse = rng.uniform(0, 255, (height // 8 + 2, (width + 2 * frames) // 8 + 2, 3))
+    scene = np.kron(coarse, np.ones((8, 8, 1))).astype(np.uint8)
+    with av.open(str(path), 'w') as container:
+        stream = container.add_stream('libx264', rate=30)
+        stream.height, stream.width, stream.pix_fmt = height, width, 'yuv420p'
+        for i in range(frames):
+            image = np.ascontiguousarray(scene[:height, 2 * i:2 * i + width])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format='rgb24')):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def mmaction_config(clips: int, crops: int):
+    import mmaction
+    from mmengine.config import Config
+
+    path = Path(mmaction.__file__).parent / '.mim/configs/recognition/tsm' / f'{R50}.py'
+    cfg = Config.fromfile(str(path))
+    for step in cfg.test_pipeline:
+        if step['type'] == 'SampleFrames':
+            step['num_clips'] = 8
+        if step['type'] == 'TenCrop' and crops != 10:
+            step.clear()
+            step.update(type={1: 'CenterCrop', 3: 'ThreeCrop'}[crops],
+                        crop_size=224 if crops == 1 else 256)
+    if clips != 1:
+        raise SystemExit('--views: the R50 K400 protocol has one temporal clip (CLIPSxCROPS 1xN '
+                         'or 8xN where 8 are its segments)')
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--crops', type=int, default=10, choices=(1, 3, 10))
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--json', dest='json_path', help='also write the report here')
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from mmaction.apis import init_recognizer
+    from mmengine.dataset import Compose, pseudo_collate
+    from mmengine.registry import init_default_scope
+
+    from tsmnet.commands.predict import build_predictor
+    from tsmnet.mmaction_compat import import_mmaction_models
+    from tsmnet.video import decode
+    from tsmnet.video.pipeline import VideoTransform
+
+    import_mmaction_models()  # the stand-in for the wheel's missing module
+    tmp = Path(tempfile.mkdtemp(prefix='bench_predict_'))
+    video = str(write_video(tmp / 'clip.mp4'))
+    cfg = mmaction_config(1, args.crops)
+    theirs = init_recognizer(cfg, None, device='cpu')
+    gen = torch.Generator().manual_seed(0)
+    state = theirs.state_dict()
+    for key, value in state.items():  # random statistics and a wide head: scores spread out
+        if key.endswith('running_var'):
+            value.copy_(torch.rand(value.shape, generator=gen) * 0.5 + 0.75)
+        elif key == 'cls_head.fc_cls.weight':
+            value.copy_(torch.randn(value.shape, generator=gen) * 0.05)
+    ckpt = tmp / 'random.pth'
+    torch.save({'state_dict': state, 'meta': {}}, ckpt)
+    theirs = init_recognizer(cfg, str(ckpt), device='cpu')
+    init_default_scope('mmaction')
+    pipeline = Compose(cfg.test_pipeline)
+
+    views = f'1,{args.crops}'
+    ours = build_predictor(R50, str(ckpt), views=views)
+    transform = VideoTransform(ours.protocol)
+
+    def run_mmaction() -> tuple[dict[str, float], torch.Tensor]:
+        t0 = time.perf_counter()
+        data = pipeline(dict(filename=video, label=-1, start_index=0, modality='RGB'))
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            result = theirs.test_step(pseudo_collate([data]))[0]
+        t2 = time.perf_counter()
+        return {'decode + transforms': t1 - t0, 'preprocess + model': t2 - t1}, \
+            result.pred_score
+
+    def run_tsmnet() -> tuple[dict[str, float], torch.Tensor]:
+        t0 = time.perf_counter()
+        info = decode.probe(video)
+        indices = transform.frame_indices(info.num_frames)
+        unique, inverse = np.unique(indices, return_inverse=True)
+        frames = decode.read_frames(video, unique)[inverse]
+        t1 = time.perf_counter()
+        inputs = transform.from_sampled(frames)
+        t2 = time.perf_counter()
+        scores = ours.scores(inputs)
+        t3 = time.perf_counter()
+        return {'decode': t1 - t0, 'transforms': t2 - t1, 'model': t3 - t2}, scores
+
+    runs = {'mmaction': run_mmaction, 'tsmnet': run_tsmnet}
+    for fn in runs.values():  # warm-up (allocations, oneDNN primitives)
+        fn()
+    stages: dict[str, list[dict[str, float]]] = {k: [] for k in runs}
+    scores: dict[str, torch.Tensor] = {}
+    for r in range(args.repeats):
+        for name in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
+            times, scores[name] = runs[name]()
+            stages[name].append(times)
+    totals = {k: [sum(t.values()) for t in v] for k, v in stages.items()}
+    ratios = [a / b for a, b in zip(totals['tsmnet'], totals['mmaction'])]
+    report = {
+        'benchmark': 'tsmnet predict / mmaction inference_recognizer',
+        'video': '300 frames, 340x256, H.264, 30 fps', 'config': R50,
+        'views': f'8 segments x {args.crops} crops', 'threads': args.threads,
+        'repeats': args.repeats, 'ratio': statistics.median(ratios),
+        'ratios': ratios,
+        'seconds': {k: statistics.median(v) for k, v in totals.items()},
+        'stages': {k: {s: statistics.median(t[s] for t in v) for s in v[0]}
+                   for k, v in stages.items()},
+        'max_abs_score_diff': float((scores['tsmnet'] - scores['mmaction'].float()).abs().max()),
+        'torch': torch.__version__, 'loadavg': os.getloadavg()[0],
+    }
+    for name, parts in report['stages'].items():
+        total = report['seconds'][name]
+        report['stages'][name] = {s: {'s': v, 'share': v / total} for s, v in parts.items()}
+    lines = [f'{"":>8}  {"total s":>8}  stages (share of total)']
+    for name in runs:
+        parts = ', '.join(f'{s} {v["s"]:.2f} s ({v["share"]:.0%})'
+                          for s, v in report['stages'][name].items())
+        lines.append(f'{name:>8}  {report["seconds"][name]:8.2f}  {parts}')
+    lines.append(f'tsmnet / mmaction: {report["ratio"]:.3f} (median of {args.repeats}); scores '
+                 f'differ by at most {report["max_abs_score_diff"]:.1e}')
+    print('\n'.join(lines))
+    print(json.dumps(report))
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
