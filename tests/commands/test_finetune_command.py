@@ -68,12 +68,14 @@ def test_tsm_learns_the_order_tsn_cannot(data_dir, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_checkpoint_loads_into_mmaction(data_dir, tmp_path, mmaction_models):
+    from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
     from tsmnet.commands.predict import build_architecture
 
     _finetune(data_dir, tmp_path / 'ft', '--epochs', '1')
     ckpt = tmp_path / 'ft' / 'checkpoint.pth'
+    init_default_scope('mmaction')
     theirs = mmaction_models.MODELS.build(dict(
         type='Recognizer2D',
         backbone=dict(type='mmaction.ResNetTSM', depth=18, num_segments=8, pretrained=None),
