@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
         if key.endswith('running_var'):
             value.copy_(torch.rand(value.shape, generator=gen) * 0.5 + 0.75)
         elif key == 'cls_head.fc_cls.weight':
-            value.copy_(torch.randn(value.shape, generator=gen) * 0.05)
+            value.copy_(torch.randn(value.shape, generator=gen) * 0.5)
     ckpt = tmp / 'random.pth'
     torch.save({'state_dict': state, 'meta': {}}, ckpt)
     theirs = init_recognizer(cfg, str(ckpt), device='cpu')
