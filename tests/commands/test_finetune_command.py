@@ -113,7 +113,8 @@ def test_bad_options_fail_in_one_line(data_dir, tmp_path, capsys):
     for args, message in [(['--epochs', '0'], '--epochs must be an integer >= 1'),
                           (['--val-split', '1.5'], '--val-split must be in [0, 1)'),
                           (['--depth', '18'], '--depth and --no-shift change the architecture'),
-                          (['--model', 'nothing-like-this', '--weights', 'none'], 'unknown model name'),
+                          (['--model', 'nothing-like-this', '--weights', 'none'],
+                           'unknown model name'),
                           ([str(tmp_path / 'nowhere')], 'DATA_DIR is not a folder')]:
         argv = ['finetune', *(args if args[0].startswith('/') else [str(data_dir), *args])]
         assert main(argv) == 2, args
