@@ -5,10 +5,13 @@ from ._version import __version__  # noqa: F401
 from .fuse import fuse_conv_bn
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .models import MobileNetV2, MobileNetV2TSM, ResNet, ResNetTSM
+from .models.head import TSMHead
+from .models.recognizer import Recognizer
 from .safe_globals import register_safe_globals  # noqa: F401  (on import: Runner ckpts load)
 from .shift import temporal_shift, temporal_shift_reference
 from .stream import TSMStream
 
-__all__ = ['MobileNetV2', 'MobileNetV2TSM', 'NL3DWrapper', 'ResNet', 'ResNetTSM', 'TSMStream',
+__all__ = ['MobileNetV2', 'MobileNetV2TSM', 'NL3DWrapper', 'Recognizer', 'ResNet', 'ResNetTSM', 'TSMHead',
+           'TSMStream',
            'TemporalPool', 'TemporalShift', 'fuse_conv_bn', 'shift', 'temporal_shift',
            'temporal_shift_reference']
