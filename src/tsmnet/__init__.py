@@ -1,17 +1,22 @@
 """tsmnet: the Temporal Shift Module backbone, drop-in compatible with MMAction2's ResNetTSM."""
 
-from . import registry, shift  # noqa: F401  (MMEngine registries; the shift op family)
+from . import (  # noqa: F401  (MMEngine registries; the shift op family)
+           registry,
+           shift,
+           weights,  # noqa: F401  (the package; tsmnet.weights(name) is the zoo's lookup)
+)
 from ._version import __version__  # noqa: F401
 from .fuse import fuse_conv_bn
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .models import MobileNetV2, MobileNetV2TSM, ResNet, ResNetTSM
+from .models.factory import create_model, list_models
 from .models.head import TSMHead
 from .models.recognizer import Recognizer
 from .safe_globals import register_safe_globals  # noqa: F401  (on import: Runner ckpts load)
 from .shift import temporal_shift, temporal_shift_reference
 from .stream import TSMStream
 
-__all__ = ['MobileNetV2', 'MobileNetV2TSM', 'NL3DWrapper', 'Recognizer', 'ResNet', 'ResNetTSM', 'TSMHead',
-           'TSMStream',
-           'TemporalPool', 'TemporalShift', 'fuse_conv_bn', 'shift', 'temporal_shift',
-           'temporal_shift_reference']
+__all__ = ['MobileNetV2', 'MobileNetV2TSM', 'NL3DWrapper', 'Recognizer', 'ResNet', 'ResNetTSM',
+           'TSMHead', 'TSMStream', 'TemporalPool', 'TemporalShift', 'create_model',
+           'fuse_conv_bn', 'list_models', 'shift', 'temporal_shift', 'temporal_shift_reference',
+           'weights']

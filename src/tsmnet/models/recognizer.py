@@ -7,11 +7,14 @@ normalised clips and averages the views of a video as MMAction2's test step does
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from mmengine.logging import MMLogger
 from torch import nn
 
 from ..checkpoint import LoadReport, load_state_dict_checked, read_checkpoint
@@ -29,6 +32,19 @@ def _checkpoint_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
             not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f'checkpoint {source} holds no state dict of tensors')
     return dict(obj)
+
+
+@contextlib.contextmanager
+def _quiet_init_info() -> Iterator[None]:
+    """Without a log file, MMEngine's ``BaseModule.init_weights`` logs how every parameter
+    was initialised (hundreds of INFO lines); keep warnings only meanwhile."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class Recognizer(nn.Module):
@@ -85,7 +101,8 @@ class Recognizer(nn.Module):
         and the head."""
         init = getattr(self.backbone, 'init_weights', None)
         if init is not None:
-            init()
+            with _quiet_init_info():
+                init()
         self.cls_head.init_weights()
 
     def train(self, mode: bool = True) -> Recognizer:
@@ -151,8 +168,8 @@ class Recognizer(nn.Module):
         """The final linear layer (timm's ``get_classifier``)."""
         return self.cls_head.fc_cls
 
-    def load_checkpoint(self, source: str | Path | Mapping[str, Any], *,
-                        strict: bool = True) -> LoadReport:
+    def load_checkpoint(self, source: str | Path | Mapping[str, Any], *, strict: bool = True,
+                        head: bool = True) -> LoadReport:
         """Load a released MMAction2 recognizer checkpoint, with no key conversion.
 
         Args:
@@ -160,6 +177,8 @@ class Recognizer(nn.Module):
                 state dict; read with ``torch.load(weights_only=True)``), or such a mapping.
             strict: Refuse a partial load (keys missing, unexpected or of another shape,
                 named in the error). Defaults to True.
+            head: Load ``cls_head`` too; False: the backbone only (the file's ``cls_head.*``
+                keys are skipped, e.g. to fine-tune on other classes). Defaults to True.
 
         Returns:
             What was loaded.
@@ -174,7 +193,14 @@ class Recognizer(nn.Module):
         else:
             name, obj = str(source), read_checkpoint(source)
         state_dict = _checkpoint_state_dict(obj, name)
-        return load_state_dict_checked(self, state_dict, strict=strict, source=name)
+        if head:
+            return load_state_dict_checked(self, state_dict, strict=strict, source=name)
+        report = LoadReport(skipped=[k for k in state_dict if k.startswith('cls_head.')])
+        backbone = {k: v for k, v in state_dict.items() if not k.startswith('cls_head.')}
+        backbone = {k[len('backbone.'):] if k.startswith('backbone.') else f'<{k}>': v
+                    for k, v in backbone.items()}
+        return load_state_dict_checked(self.backbone, backbone, strict=strict, source=name,
+                                       report=report)
 
     @classmethod
     def from_pretrained(cls, backbone: nn.Module, cls_head: TSMHead,
