@@ -241,12 +241,14 @@ class TSMHead(nn.Module):
                                 dtype=old.dtype)
         self.init_weights()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, num_segs: int | None = None) -> torch.Tensor:
         """Class scores of each clip.
 
         Args:
             x: Backbone features ``[N * T', C, H, W]`` (``[N * T', C]`` with
                 ``spatial_type=None``), ``T'`` = :attr:`frames_per_clip`.
+            num_segs: Unused, as in MMAction2 (whose recognizer passes it); the frames of a
+                clip are ``num_segments``. Defaults to None.
 
         Returns:
             ``[N, num_classes]`` scores (logits), the mean over the clip's frames.
