@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import re
 import urllib.error
+import uuid
+import zipfile
 from http.client import HTTPException
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -101,9 +103,19 @@ def download_weights(url: str, *, check_hash: bool = True, progress: bool = True
                                    f'({err.strerror or err}); set TORCH_HOME to a writable '
                                    f'folder') from err
     print_log(f'downloading {source} to {target}', logger='current')
+    # torch.hub writes a .partial file and moves it to `partial` when complete and its hash
+    # matches; `partial` becomes `target` once its structure is checked too (a file without a
+    # hash in its name, cut short, would otherwise be cached: urllib does not raise on a body
+    # shorter than its Content-Length)
+    partial = target.with_name(f'.{target.name}.{uuid.uuid4().hex}.download')
     try:
-        torch.hub.download_url_to_file(source, str(target), hash_prefix=prefix,
+        torch.hub.download_url_to_file(source, str(partial), hash_prefix=prefix,
                                        progress=progress)
+        if prefix is None:
+            _check_complete(partial, source, target)
+        os.replace(partial, target)
+    except WeightsDownloadError:
+        raise
     except RuntimeError as err:  # torch.hub's hash check
         if 'invalid hash value' not in str(err):
             raise
@@ -118,8 +130,21 @@ def download_weights(url: str, *, check_hash: bool = True, progress: bool = True
         if isinstance(err, HTTPException):
             reason = f'the connection closed early ({type(err).__name__})'
         raise WeightsDownloadError(f'cannot download {source} ({_one_line(reason)}): '
-                                   f'{hand}') from err
+                                   f'{hand}, or set {MIRROR_ENV} to a mirror') from err
+    finally:
+        partial.unlink(missing_ok=True)
     return target
+
+
+def _check_complete(path: Path, source: str, target: Path) -> None:
+    """Raise :class:`WeightsDownloadError` if a downloaded zip checkpoint (what
+    ``torch.save`` writes) is cut short: its end-of-archive record is missing."""
+    with path.open('rb') as f:
+        is_zip = f.read(4) == b'PK\x03\x04'
+    if is_zip and not zipfile.is_zipfile(path):
+        raise WeightsDownloadError(f'cannot download {source} (the file arrived incomplete: '
+                                   f'the connection closed early): download it by hand to '
+                                   f'{target}')
 
 
 def _one_line(reason: object) -> str:
