@@ -1,10 +1,7 @@
 """tsmnet: the Temporal Shift Module backbone, drop-in compatible with MMAction2's ResNetTSM."""
 
-from . import (  # noqa: F401  (MMEngine registries; the shift op family)
-           registry,
-           shift,
-           weights,  # noqa: F401  (the package; tsmnet.weights(name) is the zoo's lookup)
-)
+# MMEngine registries; the shift op family; the weights package (called: the zoo's lookup)
+from . import registry, shift, weights  # noqa: F401
 from ._version import __version__  # noqa: F401
 from .fuse import fuse_conv_bn
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
