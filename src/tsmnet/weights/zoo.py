@@ -101,6 +101,9 @@ class WeightsEntry:
         object.__setattr__(self, 'backbone_kwargs', _freeze(self.backbone_kwargs))
         object.__setattr__(self, 'head_kwargs', _freeze(self.head_kwargs))
 
+    def __hash__(self) -> int:  # the mappings are not hashable; the name is unique
+        return hash(self.name)
+
     @property
     def filename(self) -> str:
         return self.url.rsplit('/', 1)[-1]
