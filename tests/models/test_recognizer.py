@@ -249,3 +249,13 @@ def test_mismatched_backbone_and_head():
 
 def test_exported_names():
     assert tsmnet.Recognizer is Recognizer and tsmnet.TSMHead is TSMHead
+
+
+def test_pickles_and_copies():
+    import copy
+    import pickle
+
+    model = _small_model().eval()
+    x = torch.randn(1, T, 3, 32, 32)
+    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert torch.equal(clone.eval()(x), model(x))
