@@ -160,6 +160,9 @@ def test_scores_independent_of_batch_and_views():
         by_view = torch.stack([model(videos[:, v]).softmax(-1) for v in range(4)], 1).mean(1)
     assert max_abs_diff(together, alone) <= 1e-6
     assert max_abs_diff(together, by_view) <= 1e-6
+    model.max_views = 3  # views in chunks: the same scores
+    with torch.no_grad():
+        assert max_abs_diff(model(videos), together) <= 1e-6
 
 
 def _small_model(num_classes: int = 5, **head) -> Recognizer:
@@ -245,6 +248,8 @@ def test_mismatched_backbone_and_head():
         Recognizer(backbone, TSMHead(5, 2048, num_segments=T))
     with pytest.raises(ValueError, match='temporal_pool'):
         Recognizer(backbone, TSMHead(5, 512, num_segments=T, temporal_pool=True))
+    with pytest.raises(ValueError, match='max_views'):
+        Recognizer(backbone, TSMHead(5, 512, num_segments=T), max_views=0)
 
 
 def test_exported_names():

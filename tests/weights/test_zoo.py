@@ -180,7 +180,8 @@ def test_create_model_from_local_checkpoint(tmp_path):
 
 def test_create_model_arguments():
     model = tsmnet.create_model(MBV2, num_segments=4, dropout_ratio=0.0, shift_mode='causal',
-                                average_clips='score')
+                                average_clips='score', max_views=2)
+    assert model.max_views == 2
     assert model.num_segments == model.backbone.num_segments == 4
     assert model.cls_head.dropout is None and model.cls_head.average_clips == 'score'
     assert model.backbone.shift_mode == 'causal' and model.training

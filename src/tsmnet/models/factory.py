@@ -59,7 +59,8 @@ def create_model(name: str, pretrained: bool | str | Path = False,
             number, the backbone is loaded and the head is new (fine-tuning). Defaults to None.
         **kwargs: Arguments of the backbone (``shift_mode``, ``frozen_stages``...) or of
             :class:`TSMHead` (``dropout_ratio``, ``average_clips``...), overriding the
-            entry's. ``num_segments`` sets both.
+            entry's. ``num_segments`` sets both; ``max_views`` is the
+            :class:`Recognizer`'s.
 
     Returns:
         The :class:`Recognizer`, in train mode (call ``.eval()`` for inference), with
@@ -100,6 +101,7 @@ def build_recognizer(entry: WeightsEntry, num_classes: int | None = None,
         head_kwargs['num_classes'] = num_classes
     backbone_args = frozenset(inspect.signature(backbone_cls).parameters) | \
         _resnet_args(backbone_cls)
+    max_views = kwargs.pop('max_views', None)
     for key, value in kwargs.items():
         if key == 'num_segments':
             backbone_kwargs[key] = head_kwargs[key] = value
@@ -116,7 +118,8 @@ def build_recognizer(entry: WeightsEntry, num_classes: int | None = None,
     if backbone_kwargs.get('temporal_pool'):
         head_kwargs['temporal_pool'] = True
     backbone_kwargs.setdefault('pretrained', None)
-    return Recognizer(backbone_cls(**backbone_kwargs), TSMHead(**head_kwargs))
+    return Recognizer(backbone_cls(**backbone_kwargs), TSMHead(**head_kwargs),
+                      max_views=max_views)
 
 
 def _resnet_args(backbone_cls: type[nn.Module]) -> frozenset[str]:

@@ -58,14 +58,23 @@ class Recognizer(nn.Module):
         backbone: A TSM backbone taking ``[N * T, C, H, W]`` (:class:`tsmnet.ResNetTSM`,
             :class:`tsmnet.MobileNetV2TSM`...) with one output stage.
         cls_head: Its :class:`TSMHead` (same ``num_segments`` and ``temporal_pool``).
+        max_views: At most this many views (clips of ``T`` frames) go through the backbone
+            at once when ``forward`` takes ``[N, V, T, C, H, W]``, to bound memory (MMAction2's
+            ``test_cfg.max_testing_views``, counted in views); the scores are the same.
+            Defaults to None (all at once).
 
     Raises:
         ValueError: ``backbone`` and ``cls_head`` disagree on ``num_segments``,
             ``temporal_pool`` or the feature channels.
     """
 
-    def __init__(self, backbone: nn.Module, cls_head: TSMHead) -> None:
+    def __init__(self, backbone: nn.Module, cls_head: TSMHead,
+                 max_views: int | None = None) -> None:
         super().__init__()
+        if max_views is not None and (not isinstance(max_views, int) or
+                                      isinstance(max_views, bool) or max_views < 1):
+            raise ValueError(f'max_views must be a positive int or None, got {max_views!r}')
+        self.max_views = max_views
         if not isinstance(cls_head, TSMHead):
             raise TypeError(f'cls_head must be a tsmnet.TSMHead, got {type(cls_head).__name__}')
         segments = getattr(backbone, 'num_segments', None)
@@ -135,10 +144,11 @@ class Recognizer(nn.Module):
                 with ``T = num_segments``.
         """
         if isinstance(clips, torch.Tensor) and clips.dim() == 6:
-            n, v = clips.shape[:2]
-            scores = self._scores(self._check_clips(clips, 6).flatten(0, 2))
-            return self.cls_head.average_clip(scores, v).reshape(
-                (n, -1) if self.cls_head.average_clips else (n, v, -1))
+            views = self._check_clips(clips, 6).flatten(0, 1)  # [N * V, T, C, H, W]
+            step = self.max_views or views.shape[0]
+            scores = torch.cat([self._scores(views[i:i + step].flatten(0, 1))
+                                for i in range(0, views.shape[0], step)])
+            return self.cls_head.average_clip(scores, clips.shape[1])
         return self._scores(self._check_clips(clips, 5).flatten(0, 1))
 
     def _scores(self, frames: torch.Tensor) -> torch.Tensor:
