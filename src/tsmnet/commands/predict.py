@@ -22,13 +22,13 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import read_checkpoint
 from ..fileio import write_text
 from ..fuse import fuse_conv_bn
 from ..models.factory import BACKBONES, create_model
 from ..models.head import TSMHead
 from ..models.recognizer import Recognizer
 from ..video import TestProtocol, VideoError, load_video, probe
+from ..weights.checkpoint import read_checkpoint
 from ..weights.zoo import weights
 from .errors import CommandError
 
