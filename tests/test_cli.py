@@ -55,6 +55,12 @@ CASES = [
     ('test', 'missing file', lambda f: ['test', str(f['not_config']), str(f['missing'])]),
     ('test', 'bad value', lambda f: ['test', str(f['text']), str(f['text'])]),
     ('test', 'wrong kind', lambda f: ['test', str(f['not_config']), str(f['text'])]),
+    ('predict', 'missing file', lambda f: ['predict', str(f['missing'])]),
+    ('predict', 'bad value', lambda f: ['predict', str(f['text']), '--top', '0']),
+    ('predict', 'wrong kind', lambda f: ['predict', str(f['text'])]),
+    ('finetune', 'missing file', lambda f: ['finetune', str(f['missing'])]),
+    ('finetune', 'bad value', lambda f: ['finetune', str(f['folder']), '--epochs', '0']),
+    ('finetune', 'wrong kind', lambda f: ['finetune', str(f['text'])]),
 ]
 
 

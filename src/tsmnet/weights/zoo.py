@@ -27,7 +27,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
-from ..video import TestProtocol
+from ..video import TestProtocol, VideoTransform
 
 __all__ = ['DATASETS', 'ENTRIES', 'UnknownModelError', 'WeightsEntry', 'list_weights',
            'weights']
@@ -173,8 +173,6 @@ class WeightsEntry:
     def transforms(self) -> Any:
         """The test-time pipeline of :attr:`protocol`: decoded frames ``[F, H, W, C]`` uint8
         -> the model's input ``[V, T, 3, crop, crop]`` (``tsmnet.video.VideoTransform``)."""
-        from ..video.pipeline import VideoTransform  # the video package's pipeline
-
         return VideoTransform(self.protocol)
 
 
