@@ -49,8 +49,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument('--labels', help='class names, one a line (default: labels.txt beside '
                         "--weights, its meta, or the entry's)")
     parser.add_argument('--top', type=int, default=5, help='labels shown per video (default: 5)')
-    parser.add_argument('--views', help="CLIPS,CROPS: fewer views than the protocol's (e.g. 1,1:"
-                        ' one clip, one center crop; faster, slightly less accurate)')
+    parser.add_argument('--views', help='CLIPS,CROPS instead of the protocol\'s views: CLIPS '
+                        'temporal clips (1; 2 with twice sampling; dense sampling: its start '
+                        'positions) x CROPS of 1, 3 or 10 (e.g. 1,1: one clip, one center '
+                        'crop; faster, slightly less accurate)')
     parser.add_argument('--batch', type=int, default=4,
                         help='views scored per forward pass (default: 4; memory vs speed)')
     parser.add_argument('--json', dest='json_path', help='write the results as JSON')
