@@ -131,3 +131,17 @@ def test_video_folder_split_is_stratified(data_dir):
     labels = np.asarray(folder.labels)
     assert sorted(train + val) == list(range(2 * PAIRS))
     assert (labels[val] == 0).sum() == (labels[val] == 1).sum() == 10
+
+
+def test_partial_bn_freezes_all_but_the_first_norm():
+    from torch import nn
+
+    from tsmnet.commands.finetune import apply_partial_bn
+    from tsmnet.commands.predict import build_architecture
+
+    model = build_architecture(R50, 2, depth=18).train()
+    apply_partial_bn(model)
+    norms = [m for m in model.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms[0].training and norms[0].weight.requires_grad
+    assert not any(n.training or n.weight.requires_grad for n in norms[1:])
+    assert model.cls_head.fc_cls.weight.requires_grad
