@@ -2,6 +2,7 @@
 
 from . import registry, shift  # noqa: F401  (MMEngine registries; the shift op family)
 from ._version import __version__  # noqa: F401
+from .export.api import export  # noqa: E402  (the function; the package is tsmnet.export.*)
 from .fuse import fuse_conv_bn
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .models import MobileNetV2, MobileNetV2TSM, ResNet, ResNetTSM
@@ -10,5 +11,5 @@ from .shift import temporal_shift, temporal_shift_reference
 from .stream import TSMStream
 
 __all__ = ['MobileNetV2', 'MobileNetV2TSM', 'NL3DWrapper', 'ResNet', 'ResNetTSM', 'TSMStream',
-           'TemporalPool', 'TemporalShift', 'fuse_conv_bn', 'shift', 'temporal_shift',
+           'TemporalPool', 'TemporalShift', 'export', 'fuse_conv_bn', 'shift', 'temporal_shift',
            'temporal_shift_reference']

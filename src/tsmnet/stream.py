@@ -28,7 +28,7 @@ import torch
 from mmcv.cnn.bricks.non_local import _NonLocalNd
 from torch import nn
 
-from .fileio import atomic_path
+from .export.onnx import step_names, write_onnx
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .models.mobilenet_v2 import MobileNetV2
 from .models.resnet import ResNet
@@ -402,12 +402,17 @@ class TSMStream:
 
         Args:
             path: The ``.onnx`` file to write, atomically: an export that fails leaves the
-                previous file and no partial one.
+                previous file and no partial one. The weights are inside the file (below
+                ONNX's 2 GB limit; beyond it in ``NAME.onnx.data`` beside it).
             frames: An example ``[N, C, H, W]``; its ``C``, ``H``, ``W`` (and ``N`` unless
                 ``dynamic_streams``) are fixed in the graph.
             dynamic_streams: Leave ``N`` symbolic, so one file serves any number of streams.
                 Defaults to True.
-            **kwargs: More arguments of ``torch.onnx.export`` (e.g. ``opset_version``).
+            **kwargs: More arguments of :func:`tsmnet.export.write_onnx` and
+                ``torch.onnx.export`` (e.g. ``opset_version``).
+
+        :func:`tsmnet.export` with ``kind='step'`` does the same and checks the file against
+        eager (and writes int8 and ExecuTorch files).
 
         Returns:
             The input names and the output names.
@@ -415,20 +420,14 @@ class TSMStream:
         if dynamic_streams:  # an example of one stream would pin N to 1
             frames = frames[:1].expand(2, *frames.shape[1:]).contiguous()
         buffers = self.zero_buffers(frames)
-        outputs = len(self.model.out_indices)
-        input_names = ['frames'] + [f'buffer_{i}' for i in range(len(buffers))]
-        output_names = (['features'] if outputs == 1 else
-                        [f'features_{j}' for j in range(outputs)])
-        output_names += [f'new_buffer_{i}' for i in range(len(buffers))]
+        input_names, output_names = step_names(len(self.model.out_indices), len(buffers))
         if dynamic_streams:
             streams = torch.export.Dim('streams', min=1)
             kwargs.setdefault('dynamic_shapes', {
                 'frames': {0: streams}, 'buffers': tuple({0: streams} for _ in buffers)})
-        kwargs.setdefault('dynamo', True)
-        kwargs.setdefault('verbose', False)
-        with atomic_path(path) as tmp:  # a failed export leaves no partial file
-            torch.onnx.export(self.step_module(), (frames, *buffers), str(tmp),
-                              input_names=input_names, output_names=output_names, **kwargs)
+        kwargs.pop('dynamo', None)  # the dynamo exporter; the TorchScript one is deprecated
+        write_onnx(self.step_module(), (frames, *buffers), path, input_names=input_names,
+                   output_names=output_names, **kwargs)
         return input_names, output_names
 
     def __repr__(self) -> str:
