@@ -24,12 +24,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..fileio import WriteError, atomic_path
+from ..fileio import WriteError
 
-__all__ = ['MAX_INLINE_BYTES', 'OPSET', 'step_names', 'write_onnx']
+__all__ = ['OPSET', 'step_names', 'write_onnx']
 
-# protobuf refuses messages of 2 GiB and more; leave room for the graph itself
-MAX_INLINE_BYTES = 2**31 - 2**26
 OPSET = 18
 
 
@@ -51,16 +49,15 @@ def step_names(num_features: int, num_buffers: int) -> tuple[list[str], list[str
     return inputs, outputs + [f'new_buffer_{i}' for i in range(num_buffers)]
 
 
-def _initializer_bytes(program: Any) -> int:
-    return sum(int(value.const_value.nbytes) for value in
-               program.model.graph.initializers.values() if value.const_value is not None)
-
-
 def write_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], path: str | Path, *,
                input_names: Sequence[str], output_names: Sequence[str],
                dynamic_shapes: Any = None, opset_version: int = OPSET,
-               max_inline_bytes: int = MAX_INLINE_BYTES, **kwargs: Any) -> Path:
+               external_data: bool = False, **kwargs: Any) -> Path:
     """Export ``module`` with torch's (dynamo) exporter and write it to ``path`` atomically.
+
+    The exporter writes into a temporary folder beside ``path``, under the final name (so a
+    data file, where there is one, is named after the model); then the data file and the
+    model are moved into place.
 
     Args:
         module: The module, in eval mode.
@@ -71,8 +68,8 @@ def write_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], path: str | Pa
         output_names: Names of the graph outputs.
         dynamic_shapes: ``torch.onnx.export``'s ``dynamic_shapes``.
         opset_version: The ONNX opset. Defaults to 18.
-        max_inline_bytes: Weights up to this size stay inside the file; beyond it they go to
-            ``path.name + '.data'`` beside it. Defaults to just below 2 GiB.
+        external_data: Always write the weights to ``path.name + '.data'``. Defaults to
+            False: inside the file, unless they pass ONNX's 2 GB limit.
         **kwargs: More arguments of ``torch.onnx.export``.
 
     Returns:
@@ -83,20 +80,6 @@ def write_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], path: str | Pa
     """
     path = Path(path)
     kwargs.setdefault('verbose', False)
-    program = torch.onnx.export(module, args, None, dynamo=True, input_names=list(input_names),
-                                output_names=list(output_names), dynamic_shapes=dynamic_shapes,
-                                opset_version=opset_version, **kwargs)
-    if _initializer_bytes(program) <= max_inline_bytes:
-        with atomic_path(path) as tmp:
-            program.save(str(tmp), external_data=False)
-        return path
-    _write_with_data(program, path)
-    return path
-
-
-def _write_with_data(program: Any, path: Path) -> None:
-    """Save into a temporary folder beside ``path`` under the final name (so the data file is
-    named after the model), then move the data file, then the model, into place."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
@@ -104,10 +87,15 @@ def _write_with_data(program: Any, path: Path) -> None:
         raise WriteError(f'cannot write {path}: {err.strerror or err}; nothing was written '
                          f'there') from err
     try:
-        program.save(str(folder / path.name), external_data=True)
+        torch.onnx.export(module, args, str(folder / path.name), dynamo=True,
+                          input_names=list(input_names), output_names=list(output_names),
+                          dynamic_shapes=dynamic_shapes, opset_version=opset_version,
+                          external_data=external_data, **kwargs)
         for item in sorted(folder.iterdir()):
             if item.name != path.name:
+                _flush(item)
                 os.replace(item, path.parent / item.name)
+        _flush(folder / path.name)
         os.replace(folder / path.name, path)
     except OSError as err:
         raise WriteError(f'cannot write {path}: {err.strerror or err}; the previous file, if '
@@ -115,3 +103,12 @@ def _write_with_data(program: Any, path: Path) -> None:
     finally:
         with contextlib.suppress(OSError):
             shutil.rmtree(folder)
+    return path
+
+
+def _flush(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
