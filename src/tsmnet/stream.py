@@ -423,8 +423,10 @@ class TSMStream:
         input_names, output_names = step_names(len(self.model.out_indices), len(buffers))
         if dynamic_streams:
             streams = torch.export.Dim('streams', min=1)
-            kwargs.setdefault('dynamic_shapes', {
-                'frames': {0: streams}, 'buffers': tuple({0: streams} for _ in buffers)})
+            dynamic: dict[str, Any] = {'frames': {0: streams}}
+            if buffers:  # a plain ResNet or MobileNetV2 has none
+                dynamic['buffers'] = tuple({0: streams} for _ in buffers)
+            kwargs.setdefault('dynamic_shapes', dynamic)
         kwargs.pop('dynamo', None)  # the dynamo exporter; the TorchScript one is deprecated
         write_onnx(self.step_module(), (frames, *buffers), path, input_names=input_names,
                    output_names=output_names, **kwargs)

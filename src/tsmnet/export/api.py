@@ -243,7 +243,9 @@ def _export_step(ex: Exportable, step: nn.Module, path: Path, format: str,
     dynamic = None
     if not static:
         streams = torch.export.Dim('streams', min=1, max=1024)
-        dynamic = {'frames': {0: streams}, 'buffers': tuple({0: streams} for _ in buffers)}
+        dynamic = {'frames': {0: streams}}
+        if buffers:  # a plain ResNet or MobileNetV2 has none
+            dynamic['buffers'] = tuple({0: streams} for _ in buffers)
     feeds = step_feeds(step, clips, ex.zero_buffers, num_outputs)
     notes = _write(format, step, args, path, (inputs, outputs), dynamic, feeds, int8, opset)
     run = _runner(format, path)
