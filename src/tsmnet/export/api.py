@@ -7,7 +7,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,6 +67,17 @@ def _check_example(ex: Exportable, kind: str, example: Any) -> torch.Tensor | No
         raise ValueError(f"example for kind={kind!r} must be {expected}, got shape "
                          f'{tuple(example.shape)}')
     return example.detach().float().contiguous()
+
+
+def _size(example: torch.Tensor | None, calibration: Any) -> tuple[int, int]:
+    """The frame size: the example's, else the calibration clips', else 224 x 224."""
+    if example is not None:
+        return int(example.shape[-2]), int(example.shape[-1])
+    first = calibration if isinstance(calibration, torch.Tensor) else (
+        calibration[0] if isinstance(calibration, list) and calibration else None)
+    if isinstance(first, torch.Tensor) and first.dim() >= 2:
+        return int(first.shape[-2]), int(first.shape[-1])
+    return DEFAULT_SIZE, DEFAULT_SIZE
 
 
 def _check_clip(ex: Exportable, size: tuple[int, int]) -> torch.Tensor:
@@ -136,7 +147,10 @@ def export(model: nn.Module, path: str | os.PathLike, *, kind: Kind = 'clip',
     training = model.training
     model.eval()
     try:
-        size = (DEFAULT_SIZE, DEFAULT_SIZE) if example is None else tuple(example.shape[-2:])
+        if isinstance(calibration, Iterable) and not isinstance(calibration, (str, Path,
+                                                                              torch.Tensor)):
+            calibration = list(calibration)  # read once (it may be a generator)
+        size = _size(example, calibration)
         frame_shape = (max(ex.num_segments, 2) if kind == 'step' else ex.num_segments,
                        ex.in_channels, *size)
         clips: list[torch.Tensor] = []
