@@ -238,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
         onnx_step = OnnxStep(args.onnx, args.threads)
         args.size, device, head = onnx_step.size, torch.device('cpu'), None
         step = onnx_step.step
-        name = (f'exported step {args.onnx} ({onnx_step.num_sites} shift sites, '
+        name = (f'an exported step {args.onnx} ({onnx_step.num_sites} shift sites, '
                 f'ONNX Runtime)')
     else:
         model = build_backbone(args.arch, args.depth, args.shift_place, args.shift_div)
@@ -248,14 +248,14 @@ def run(args: argparse.Namespace) -> int:
             head = tuple(None if t is None else t.to(device) for t in head)
         stream = TSMStream(model)
         step = stream.step
-        name = (f'causal MobileNetV2-TSM ({stream.num_sites} shift sites)'
+        name = (f'a causal MobileNetV2-TSM ({stream.num_sites} shift sites)'
                 if args.arch == 'mobilenetv2' else
-                f'causal ResNet-{args.depth}-TSM ({args.shift_place}, {stream.num_sites} '
+                f'a causal ResNet-{args.depth}-TSM ({args.shift_place}, {stream.num_sites} '
                 f'shift sites)')
     source = args.video or 'a generated clip'
     frames = (read_video(args.video, args.frames, args.reader) if args.video
               else generated_clip(args.frames or 16, args.size))
-    print(f'streaming {source} through a {name} on {device}, {args.size}x{args.size}')
+    print(f'streaming {source} through {name} on {device}, {args.size}x{args.size}')
 
     records: list[dict[str, Any]] = []
     window: deque[torch.Tensor] = deque(maxlen=max(args.window, 1))
