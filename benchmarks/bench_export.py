@@ -33,13 +33,14 @@ import torch
 from torch import nn
 
 import tsmnet
+import tsmnet.export  # noqa: F401  (tsmnet.export is callable)
 from tsmnet.commands.bench import machine
 from tsmnet.demo.config import DemoConfig
 from tsmnet.demo.data import MotionDirection
 from tsmnet.demo.online import build_causal_model
-from tsmnet.demo.train import _quiet_logger, build_model
+from tsmnet.demo.train import ClipClassifier, _quiet_logger, build_model
 from tsmnet.export import executorch as et
-from tsmnet.export.calibration import demo_clips
+from tsmnet.export.calibration import normalise_unit_clips
 from tsmnet.export.modules import as_exportable
 from tsmnet.export.quantize import Int8Options
 
@@ -132,8 +133,8 @@ def bench_latency(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     for name in args.models.split(','):
         model = _backbone(name)
         ex = as_exportable(model)
-        unit = demo_clips(8, args.size, count=args.calib_clips, seed=7)
-        calibration = ex.normalise_unit_clips(unit)
+        unit, _ = MotionDirection(args.size, 8, seed=7).sample_pairs(max(args.calib_clips // 2, 1))
+        calibration = normalise_unit_clips(unit)
         clip = calibration[:1]
         frame = clip[:, 0].contiguous()
         entry: dict[str, Any] = {'exports': {}}
@@ -187,6 +188,15 @@ def bench_latency(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     return results
 
 
+def _recognizer(model: ClipClassifier, num_segments: int) -> tsmnet.Recognizer:
+    """The demo's classifier as a :class:`tsmnet.Recognizer` (the same backbone and linear
+    layer; its input normalisation, ``(x - mean) / std``, is done on the clips instead)."""
+    head = tsmnet.TSMHead(model.fc.out_features, model.fc.in_features,
+                          num_segments=num_segments, dropout_ratio=0.0)
+    head.fc_cls = model.fc
+    return tsmnet.Recognizer(model.backbone, head).eval()
+
+
 def _train(model: nn.Module, data: MotionDirection, cfg: DemoConfig) -> nn.Module:
     """The demo's training loop (AdamW, one-cycle), ``cfg.steps`` steps."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -210,9 +220,11 @@ def bench_accuracy(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     train = MotionDirection(cfg.size, cfg.num_segments, seed=cfg.seed, wrap=True)
     val = MotionDirection(cfg.size, cfg.num_segments, seed=cfg.seed + 1_000_003, wrap=True)
     val_clips, val_labels = val.sample_pairs(cfg.val_pairs)
-    model = _train(build_causal_model(cfg, train.num_classes), train, cfg)
-    calibration = MotionDirection(cfg.size, cfg.num_segments, seed=cfg.seed + 7,
-                                  wrap=True).sample(32)[0]
+    demo = _train(build_causal_model(cfg, train.num_classes), train, cfg)
+    model = _recognizer(demo, cfg.num_segments)
+    val_clips = (val_clips - demo.mean) / demo.std
+    calibration = (MotionDirection(cfg.size, cfg.num_segments, seed=cfg.seed + 7,
+                                   wrap=True).sample(32)[0] - demo.mean) / demo.std
     online: dict[str, Any] = {}
     scores_by_format = {}
     for fmt in ('onnx', 'onnx-int8'):
@@ -242,8 +254,11 @@ def bench_accuracy(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     clip_train = MotionDirection(cfg.size, cfg.num_segments, seed=cfg.seed)
     clip_val = MotionDirection(cfg.size, cfg.num_segments, seed=cfg.seed + 1_000_003)
     cval, clab = clip_val.sample_pairs(cfg.val_pairs)
-    clip_model = _train(build_model(cfg, True, clip_train.num_classes), clip_train, cfg)
-    ccal = MotionDirection(cfg.size, cfg.num_segments, seed=cfg.seed + 7).sample(32)[0]
+    clip_demo = _train(build_model(cfg, True, clip_train.num_classes), clip_train, cfg)
+    clip_model = _recognizer(clip_demo, cfg.num_segments)
+    cval = (cval - clip_demo.mean) / clip_demo.std
+    ccal = (MotionDirection(cfg.size, cfg.num_segments, seed=cfg.seed + 7).sample(32)[0]
+            - clip_demo.mean) / clip_demo.std
     clip_out: dict[str, Any] = {}
     preds = {}
     for fmt in ('onnx', 'onnx-int8'):

@@ -28,7 +28,7 @@ import torch
 from mmcv.cnn.bricks.non_local import _NonLocalNd
 from torch import nn
 
-from .export.onnx import step_names, write_onnx
+from .fileio import atomic_folder
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .models.mobilenet_v2 import MobileNetV2
 from .models.resnet import ResNet
@@ -246,6 +246,24 @@ class TSMStreamStep(nn.Module):
         return (*features, *new)  # type: ignore[arg-type]
 
 
+def step_names(num_features: int, num_buffers: int) -> tuple[list[str], list[str]]:
+    """Input and output names of an exported step: ``frames, buffer_0 ...`` and ``features``
+    (``features_0 ...`` with several outputs) or ``scores``, then ``new_buffer_0 ...``.
+
+    Args:
+        num_features: Outputs before the buffers; 0 means one ``scores`` output.
+        num_buffers: Shift sites.
+    """
+    inputs = ['frames'] + [f'buffer_{i}' for i in range(num_buffers)]
+    if num_features == 0:
+        outputs = ['scores']
+    elif num_features == 1:
+        outputs = ['features']
+    else:
+        outputs = [f'features_{j}' for j in range(num_features)]
+    return inputs, outputs + [f'new_buffer_{i}' for i in range(num_buffers)]
+
+
 class TSMStream:
     """Frame-by-frame inference of a causal TSM backbone over ``N`` parallel streams.
 
@@ -408,8 +426,7 @@ class TSMStream:
                 ``dynamic_streams``) are fixed in the graph.
             dynamic_streams: Leave ``N`` symbolic, so one file serves any number of streams.
                 Defaults to True.
-            **kwargs: More arguments of :func:`tsmnet.export.write_onnx` and
-                ``torch.onnx.export`` (e.g. ``opset_version``).
+            **kwargs: More arguments of ``torch.onnx.export`` (e.g. ``opset_version``).
 
         :func:`tsmnet.export` with ``kind='step'`` does the same and checks the file against
         eager (and writes int8 and ExecuTorch files).
@@ -427,9 +444,12 @@ class TSMStream:
             if buffers:  # a plain ResNet or MobileNetV2 has none
                 dynamic['buffers'] = tuple({0: streams} for _ in buffers)
             kwargs.setdefault('dynamic_shapes', dynamic)
-        kwargs.pop('dynamo', None)  # the dynamo exporter; the TorchScript one is deprecated
-        write_onnx(self.step_module(), (frames, *buffers), path, input_names=input_names,
-                   output_names=output_names, **kwargs)
+        kwargs.setdefault('dynamo', True)
+        kwargs.setdefault('verbose', False)
+        kwargs.setdefault('external_data', False)  # inside the file, below ONNX's 2 GB
+        with atomic_folder(path) as tmp:  # beyond it, NAME.onnx.data, named after the model
+            torch.onnx.export(self.step_module(), (frames, *buffers), str(tmp),
+                              input_names=input_names, output_names=output_names, **kwargs)
         return input_names, output_names
 
     def __repr__(self) -> str:

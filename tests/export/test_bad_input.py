@@ -9,6 +9,7 @@ import torch
 from conftest import SIZE, T, clips
 
 import tsmnet
+import tsmnet.export
 from tsmnet import ResNetTSM
 from tsmnet.fileio import WriteError
 
@@ -34,7 +35,8 @@ def _nothing_in(folder: Path) -> None:
     (dict(format='onnx-int8', calibration=[torch.zeros(3, SIZE, SIZE)]), ValueError,
      r'calibration clip 0 must be'),
     (dict(format='onnx-int8', calibration=42), TypeError,
-     'calibration must be None, a folder of videos'),
+     'calibration must be a folder of videos, a tensor'),
+    (dict(format='onnx-int8'), ValueError, 'calibration is missing: int8 needs clips'),
     (dict(format='onnx', calibration=torch.zeros(1, T, 3, SIZE, SIZE)), ValueError,
      "calibration is for the int8 formats, not format='onnx'"),
 ])

@@ -11,6 +11,7 @@ import torch
 from conftest import T, clips, conditioned
 
 import tsmnet
+import tsmnet.export
 from tsmnet import ResNetTSM, TSMStream
 from tsmnet.export.executorch import pte_runner
 

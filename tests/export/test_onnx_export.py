@@ -13,6 +13,7 @@ from conftest import SIZE, T, causal_r18, clips, conditioned
 from torch import nn
 
 import tsmnet
+import tsmnet.export
 from tsmnet import TSMStream
 from tsmnet.export import write_onnx
 from tsmnet.export.verify import onnx_runner

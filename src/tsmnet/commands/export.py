@@ -30,18 +30,27 @@ def add_parser(subparsers: Any) -> None:
         description=__doc__.split('\n\n')[0] + '\n\n' + __doc__.split('\n\n')[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('out', help='the file to write (.onnx or .pte)')
+    parser.add_argument('--model', metavar='NAME',
+                        help='a named recognizer (tsmnet.list_models(); the step needs '
+                             '--shift-mode causal); default: a causal --backbone')
+    parser.add_argument('--weights', metavar='PATH',
+                        help='--model: its checkpoint (a path or URL; MMAction2\'s layout or '
+                             'a bare state dict); initialised from scratch when omitted')
+    parser.add_argument('--shift-mode', choices=('bidirectional', 'causal'),
+                        help='--model: build it with this shift (default: the entry\'s)')
     parser.add_argument('--backbone', default='mobilenetv2', choices=BACKBONES,
-                        help='a causal TSM backbone (default: mobilenetv2, the network of '
-                             "TSM's online demo)")
-    parser.add_argument('--checkpoint', help='its weights: a backbone state dict or an '
-                        'MMAction2 recognizer checkpoint (backbone. keys); random weights '
-                        'when omitted')
+                        help='without --model: a causal TSM backbone (default: mobilenetv2, '
+                             "the network of TSM's online demo)")
+    parser.add_argument('--checkpoint', help='--backbone: its weights, a backbone state dict '
+                        'or an MMAction2 recognizer checkpoint (backbone. keys); random '
+                        'weights when omitted')
     parser.add_argument('--kind', default='step', choices=('clip', 'step'),
                         help='the online step (default) or whole clips')
     parser.add_argument('--format', default='onnx', choices=FORMATS,
                         help='onnx (fp32, default), onnx-int8, pte or pte-int8')
     parser.add_argument('--calibration', metavar='DIR',
-                        help='int8: a folder of videos (default: the demo\'s generated clips)')
+                        help='int8: a folder of videos (default: 16 of the demo\'s generated '
+                             'clips, a quick start)')
     parser.add_argument('--quant-format', default='qoperator', choices=('qoperator', 'qdq'),
                         help='onnx-int8: ONNX Runtime\'s format (default: qoperator)')
     parser.add_argument('--size', type=int, default=224, help='frame size (default: 224)')
@@ -77,14 +86,32 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = build_model(args.backbone, args.checkpoint)
+    if args.model:
+        import tsmnet
+
+        kwargs = {} if args.shift_mode is None else {'shift_mode': args.shift_mode}
+        model = tsmnet.create_model(args.model, pretrained=args.weights or False,
+                                    **kwargs).eval()
+    elif args.weights or args.shift_mode:
+        raise CommandError('--weights and --shift-mode go with --model (for --backbone: '
+                           '--checkpoint; its shift is causal)')
+    else:
+        model = build_model(args.backbone, args.checkpoint)
+    segments = getattr(getattr(model, 'backbone', model), 'num_segments', 8)
+    calibration: Any = args.calibration
+    if args.format.endswith('int8') and calibration is None:  # the quick start
+        from tsmnet.demo.data import MotionDirection
+        from tsmnet.export.calibration import normalise_unit_clips
+
+        clips, _ = MotionDirection(args.size, max(segments, 2), seed=args.seed).sample_pairs(8)
+        calibration = normalise_unit_clips(clips)
     gen = torch.Generator().manual_seed(args.seed)
     shape = ((args.streams, 3, args.size, args.size) if args.kind == 'step'
-             else (args.streams, model.num_segments, 3, args.size, args.size))
+             else (args.streams, segments, 3, args.size, args.size))
     # int8: the file is checked on the calibration data; fp32: on this example
     example = None if args.format.endswith('int8') else torch.randn(*shape, generator=gen)
     report = export(model, args.out, kind=args.kind, format=args.format, example=example,
-                    calibration=args.calibration,
+                    calibration=calibration,
                     int8=Int8Options(quant_format=args.quant_format))
     for line in report.lines():
         print(line)

@@ -15,10 +15,11 @@ import torch
 from torch import nn
 
 from ..fileio import WriteError
+from ..stream import step_names
 from . import executorch as et
-from .calibration import calibration_clips, demo_clips, step_feeds
+from .calibration import calibration_clips, normalise_unit_clips, smooth_clips, step_feeds
 from .modules import Exportable, as_exportable
-from .onnx import OPSET, step_names, write_onnx
+from .onnx import OPSET, write_onnx
 from .quantize import Int8Options, quantize_onnx
 from .report import ExportReport
 from .verify import compare, eager_runner, onnx_runner, stream_outputs
@@ -81,16 +82,8 @@ def _size(example: torch.Tensor | None, calibration: Any) -> tuple[int, int]:
 
 
 def _check_clip(ex: Exportable, size: tuple[int, int]) -> torch.Tensor:
-    """A realistic clip ``[2, T, C, H, W]`` in the model's input space (the demo's)."""
-    t = max(ex.num_segments, 2)
-    if ex.in_channels != 3:
-        gen = torch.Generator().manual_seed(0)
-        return torch.randn(2, t, ex.in_channels, *size, generator=gen)
-    clips = demo_clips(t, size[0], count=2)
-    if size[1] != size[0]:
-        clips = torch.nn.functional.interpolate(clips.flatten(0, 1), size=size, mode='bilinear',
-                                                align_corners=False).unflatten(0, clips.shape[:2])
-    return ex.normalise_unit_clips(clips)
+    """A clip ``[2, T, C, H, W]`` to check a file on: smooth random frames (seeded)."""
+    return smooth_clips(2, max(ex.num_segments, 2), ex.in_channels, size)
 
 
 def export(model: nn.Module, path: str | os.PathLike, *, kind: Kind = 'clip',
@@ -101,7 +94,8 @@ def export(model: nn.Module, path: str | os.PathLike, *, kind: Kind = 'clip',
 
     Args:
         model: A tsmnet backbone (ResNetTSM, MobileNetV2TSM, ResNet, MobileNetV2) or a
-            recogniser on one. It is run in eval mode (its mode is restored afterwards).
+            :class:`~tsmnet.Recognizer` on one. It is run in eval mode (its mode is restored
+            afterwards).
         path: The file to write (``.onnx`` or ``.pte``), atomically: a failed export leaves
             the previous file and nothing else.
         kind: ``'clip'`` (default): whole clips ``[N, T, C, H, W]`` with ``N`` dynamic in
@@ -112,11 +106,11 @@ def export(model: nn.Module, path: str | os.PathLike, *, kind: Kind = 'clip',
             quantization), ``'pte'`` or ``'pte-int8'`` (ExecuTorch with the XNNPACK delegate;
             the ``mobile`` extra).
         example: An input: ``[N, T, C, H, W]`` (clip) or ``[N, C, H, W]`` (step). Its frame
-            size is fixed in the file (and ``N`` for ``.pte``). Defaults to one of the demo's
-            clips (or its first frame) at 224 x 224.
-        calibration: For int8: a tensor ``[N, T, C, H, W]``, an iterable of them, or a folder
-            of videos; defaults to the demo's generated clips (a quick start, not a
-            calibration for real video).
+            size is fixed in the file (and ``N`` for ``.pte``). Defaults to the first
+            calibration clip (int8), else a smooth random clip at 224 x 224 (or its frame).
+        calibration: For int8 (needed): a tensor ``[N, T, C, H, W]`` in the model's input
+            space, an iterable of them, or a folder of videos (``tsmnet export`` defaults to
+            the demo's generated clips, a quick start).
         int8: How ONNX Runtime quantizes. Defaults to :class:`Int8Options()`.
         opset_version: ONNX opset. Defaults to 18.
 
@@ -156,7 +150,7 @@ def export(model: nn.Module, path: str | os.PathLike, *, kind: Kind = 'clip',
         clips: list[torch.Tensor] = []
         if format.endswith('int8'):
             clips = calibration_clips(calibration, frame_shape, needs_t=kind == 'clip',
-                                      unit_to_input=ex.normalise_unit_clips)
+                                      unit_to_input=normalise_unit_clips)
             check_clip = clips[0]
         elif calibration is not None:
             raise ValueError(f'calibration is for the int8 formats, not format={format!r}')

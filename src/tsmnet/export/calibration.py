@@ -1,4 +1,4 @@
-"""Calibration clips for int8: the user's tensors, a folder of videos, or the demo's clips.
+"""Calibration clips for int8: the user's tensors or a folder of videos.
 
 Static int8 fixes the range of every activation from calibration data. For the whole-clip
 model the readers give clips; for the online step they stream each clip frame by frame and
@@ -15,25 +15,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..demo.data import MotionDirection
-
-__all__ = ['VIDEO_SUFFIXES', 'calibration_clips', 'demo_clips', 'step_feeds']
+__all__ = ['VIDEO_SUFFIXES', 'calibration_clips', 'normalise_unit_clips', 'smooth_clips',
+           'step_feeds']
 
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v')
-DEMO_CLIPS = 16
 
 
-def demo_clips(num_frames: int, size: int, count: int = DEMO_CLIPS,
-               seed: int = 0) -> torch.Tensor:
-    """The demo's generated clips (:class:`~tsmnet.demo.data.MotionDirection`), ``[count, T,
-    3, size, size]`` in ``[0, 1]``, half of each class."""
-    data = MotionDirection(size=max(size, 16), num_frames=max(num_frames, 2), seed=seed)
-    clips, _ = data.sample_pairs(max(count // 2, 1))
-    if size < 16:
-        clips = torch.nn.functional.interpolate(clips.flatten(0, 1), size=(size, size),
-                                                mode='bilinear', align_corners=False
-                                                ).unflatten(0, clips.shape[:2])
-    return clips[:, :num_frames]
+def smooth_clips(n: int, num_frames: int, channels: int, size: tuple[int, int],
+                 seed: int = 0) -> torch.Tensor:
+    """Smooth random clips ``[n, T, C, H, W]`` (noise at a quarter of the resolution,
+    upsampled; unit scale): well-conditioned inputs to check a file on."""
+    gen = torch.Generator().manual_seed(seed)
+    low = torch.randn(n * num_frames, channels, max(size[0] // 4, 1), max(size[1] // 4, 1),
+                      generator=gen)
+    x = torch.nn.functional.interpolate(low, size=size, mode='bilinear', align_corners=False)
+    return x.unflatten(0, (n, num_frames))
 
 
 def _read_folder(folder: Path, num_frames: int, size: int) -> list[torch.Tensor]:
@@ -60,13 +56,21 @@ def _read_folder(folder: Path, num_frames: int, size: int) -> list[torch.Tensor]
     return clips
 
 
+def normalise_unit_clips(clips: torch.Tensor) -> torch.Tensor:
+    """Frames in ``[0, 1]`` (decoded video) normalised as MMAction2's TSM configs do (ImageNet
+    mean and std on the 0-255 scale): the input of a tsmnet backbone or Recognizer."""
+    mean = clips.new_tensor((123.675, 116.28, 103.53)).view(3, 1, 1)
+    std = clips.new_tensor((58.395, 57.12, 57.375)).view(3, 1, 1)
+    return (clips * 255 - mean) / std
+
+
 def calibration_clips(calibration: Any, shape: tuple[int, ...], *, needs_t: bool,
                       unit_to_input: Any) -> list[torch.Tensor]:
     """The calibration data as a list of clips ``[N, T, C, H, W]`` in the model's input space.
 
     Args:
-        calibration: None (the demo's generated clips), a folder of videos (str or Path), a
-            tensor ``[N, T, C, H, W]``, or an iterable of such tensors.
+        calibration: A folder of videos (str or Path), a tensor ``[N, T, C, H, W]``, or an
+            iterable of such tensors.
         shape: ``(T, C, H, W)`` the model takes.
         needs_t: ``T`` must equal ``shape[0]`` (the whole-clip model); the step takes any.
         unit_to_input: Maps clips in ``[0, 1]`` (demo, video) to the model's input.
@@ -77,8 +81,9 @@ def calibration_clips(calibration: Any, shape: tuple[int, ...], *, needs_t: bool
     """
     t, c, h, w = shape
     if calibration is None:
-        clips = [unit_to_input(demo_clips(t, h))]
-    elif isinstance(calibration, (str, Path)):
+        raise ValueError('calibration is missing: int8 needs clips [N, T, C, H, W] (tensors, '
+                         'or a folder of videos) to fix the ranges of the activations')
+    if isinstance(calibration, (str, Path)):
         folder = Path(calibration)
         if not folder.is_dir():
             raise ValueError(f'calibration folder not found: {folder}')
@@ -88,7 +93,7 @@ def calibration_clips(calibration: Any, shape: tuple[int, ...], *, needs_t: bool
     elif isinstance(calibration, Iterable):
         clips = list(calibration)
     else:
-        raise TypeError(f'calibration must be None, a folder of videos, a tensor [N, T, C, H, W] '
+        raise TypeError(f'calibration must be a folder of videos, a tensor [N, T, C, H, W] '
                         f'or an iterable of them, got {type(calibration).__name__}')
     if not clips:
         raise ValueError('calibration is empty: expected at least one clip [N, T, C, H, W]')

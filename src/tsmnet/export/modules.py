@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..demo.train import ClipClassifier
+from ..models.recognizer import Recognizer
 from ..stream import TSMStream, TSMStreamStep, _stages_of
 
 __all__ = ['Exportable', 'as_exportable']
@@ -32,19 +32,21 @@ class BackboneClip(nn.Module):
         return self.backbone(clips.flatten(0, 1))
 
 
-class ClassifierStep(nn.Module):
-    """The step of a :class:`~tsmnet.demo.train.ClipClassifier`: normalise the frame, run the
-    backbone's step, pool and classify: ``(frames, *buffers) -> (scores [N, K], *new)``."""
+class RecognizerStep(nn.Module):
+    """The step of a :class:`~tsmnet.Recognizer`: the backbone's step, then the head on the
+    frame (average pool, ``fc_cls``; dropout is off in eval): ``(frames, *buffers) ->
+    (scores [N, K], *new)``. The clip's scores are the mean of its frame scores."""
 
-    def __init__(self, model: ClipClassifier) -> None:
+    def __init__(self, model: Recognizer) -> None:
         super().__init__()
         self.step = TSMStreamStep(model.backbone)
-        self.fc = model.fc
-        self.mean, self.std = model.mean, model.std
+        self.head = model.cls_head
 
     def forward(self, frames: torch.Tensor, *buffers: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        features, *new = self.step((frames - self.mean) / self.std, *buffers)
-        return (self.fc(features.mean(dim=(2, 3))), *new)
+        features, *new = self.step(frames, *buffers)
+        if self.head.avg_pool is not None:
+            features = self.head.avg_pool(features)
+        return (self.head.fc_cls(torch.flatten(features, 1)), *new)
 
 
 @dataclass
@@ -79,38 +81,28 @@ class Exportable:
         except (TypeError, ValueError) as err:
             raise ValueError(f"kind='step' needs a model that streams frame by frame: {err}"
                              ) from err
-        if isinstance(self.model, ClipClassifier):
-            return ClassifierStep(self.model).eval()
+        if isinstance(self.model, Recognizer):
+            return RecognizerStep(self.model).eval()
         return TSMStreamStep(self.backbone).eval()
 
     def zero_buffers(self, frames: torch.Tensor) -> list[torch.Tensor]:
         """Zero buffers of the step for ``frames`` ``[N, C, H, W]`` (one per shift site)."""
         stream = TSMStream(self.backbone)
         with torch.no_grad():
-            stream.step(frames if not isinstance(self.model, ClipClassifier)
-                        else (frames - self.model.mean) / self.model.std)
+            stream.step(frames)
         return [torch.zeros_like(b) for b in stream.buffers]
-
-    def normalise_unit_clips(self, clips: torch.Tensor) -> torch.Tensor:
-        """Clips in ``[0, 1]`` (the demo's) as this model's input: a ClipClassifier normalises
-        itself; a backbone takes MMAction2's normalisation (ImageNet mean and std, 0-255)."""
-        if isinstance(self.model, ClipClassifier):
-            return clips
-        mean = clips.new_tensor((123.675, 116.28, 103.53)).view(3, 1, 1)
-        std = clips.new_tensor((58.395, 57.12, 57.375)).view(3, 1, 1)
-        return (clips * 255 - mean) / std
 
 
 def as_exportable(model: nn.Module) -> Exportable:
     """Recognise ``model``: a tsmnet backbone (ResNet, ResNetTSM, MobileNetV2, MobileNetV2TSM)
-    or the demo's :class:`~tsmnet.demo.train.ClipClassifier`.
+    or a :class:`~tsmnet.Recognizer` on one.
 
     Raises:
         TypeError: Another kind of module.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f'model must be a torch.nn.Module, got {type(model).__name__}')
-    if isinstance(model, ClipClassifier):
+    if isinstance(model, Recognizer):
         backbone, clip, scores = model.backbone, model, True
     elif _stages_of(model) is not None:
         backbone, clip, scores = model, BackboneClip(model), False
