@@ -103,3 +103,23 @@ def test_external_data_is_named_after_the_model(tmp_path: Path) -> None:
     x = torch.randn(1, 3, 8, 8)
     torch.testing.assert_close(onnx_runner(str(moved / 'big.onnx'))([x])[0], module(x),
                                atol=1e-5, rtol=1e-5)
+
+
+def test_recognizer_step_scores_average_to_the_clip_scores(tmp_path: Path, model) -> None:
+    """A recogniser's step gives each frame's class scores; their mean over the clip is the
+    recogniser's clip score (TSM's average consensus, online)."""
+    head = tsmnet.TSMHead(5, 512, num_segments=T, dropout_ratio=0.5)
+    torch.nn.init.normal_(head.fc_cls.weight, std=0.1)
+    recognizer = tsmnet.Recognizer(model, head).eval()
+    path = tmp_path / 'recognizer_step.onnx'
+    report = tsmnet.export(recognizer, path, kind='step', example=clips(1)[:, 0])
+    assert report.ok and report.outputs[0] == 'scores'
+    run = onnx_runner(str(path))
+    video = clips(2, seed=9)
+    buffers = TSMStream(model).zero_buffers(video[:, 0])
+    total = 0
+    for t in range(T):
+        scores, *buffers = run([video[:, t], *buffers])
+        total = total + scores
+    with torch.no_grad():
+        torch.testing.assert_close(total / T, recognizer(video), atol=TOL, rtol=TOL)
