@@ -85,6 +85,8 @@ def calibration_clips(calibration: Any, shape: tuple[int, ...], *, needs_t: bool
                          'or a folder of videos) to fix the ranges of the activations')
     if isinstance(calibration, (str, Path)):
         folder = Path(calibration)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f'calibration must be a folder of videos, got the file {folder}')
         if not folder.is_dir():
             raise ValueError(f'calibration folder not found: {folder}')
         clips = [unit_to_input(clip) for clip in _read_folder(folder, t, h)]
