@@ -8,3 +8,21 @@ fileio and video (a zoo entry's test protocol), never models, stream, export or 
 import it. The one exception is ``conversion``, which checks a converted file against the model
 it is for, so it sits above models and nothing below the commands imports it.
 """
+
+import sys
+import types
+
+from . import zoo
+from .zoo import WeightsEntry
+
+
+class _WeightsPackage(types.ModuleType):
+    """``tsmnet.weights`` is this package and, called, the zoo's lookup:
+    ``tsmnet.weights(name)`` is :func:`tsmnet.weights.zoo.weights` (torchvision's
+    ``get_weights`` in one name), while ``tsmnet.weights.zoo`` etc. stay importable."""
+
+    def __call__(self, name: str) -> WeightsEntry:
+        return zoo.weights(name)
+
+
+sys.modules[__name__].__class__ = _WeightsPackage
