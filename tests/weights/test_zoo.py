@@ -12,9 +12,9 @@ import torch
 from mmengine.registry import DefaultScope
 
 import tsmnet
-from tsmnet.weights.checkpoint import CheckpointMismatchError
 from tsmnet.models.factory import build_recognizer
 from tsmnet.video import TestProtocol
+from tsmnet.weights.checkpoint import CheckpointMismatchError
 from tsmnet.weights.zoo import ENTRIES, UnknownModelError, WeightsEntry
 
 MBV2 = 'tsm_imagenet-pretrained-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb'
