@@ -40,7 +40,7 @@ Features = torch.Tensor | tuple[torch.Tensor, ...]
 # the network itself, without the checks of whole clips (a batch of num_segments frames).
 _STAGES: tuple[tuple[type[nn.Module], Callable[..., Features]], ...] = (
     (ResNet, ResNet.forward),
-    (MobileNetV2, MobileNetV2._forward_stages),
+    (MobileNetV2, MobileNetV2.forward_stages),
 )
 # The public forwards whose work is exactly that (checks, then the stages).
 _KNOWN_FORWARDS = (ResNet.forward, ResNetTSM.forward, MobileNetV2.forward)
