@@ -27,7 +27,7 @@ BELOW_MODELS = {'_version', 'archs', 'fileio', 'layers', 'shift', 'weights'}
 # unit) -> the units its files may import (a prefix allows everything under it), and those
 # excepted from that
 RULES: dict[str, tuple[set[str], set[str]]] = {
-    '': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo', 'export'}, set()),
+    '': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo'}, set()),
     '__main__': ({'cli'}, set()),
     'cli': ({'commands'}, set()),
     'commands': (EVERYTHING - {'__main__', 'cli'}, set()),
