@@ -14,25 +14,24 @@ table, then the JSON report on the last line. Never collected by pytest.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from tsmnet.commands.bench import (
+from tsmnet.benchmark import (
     Timer,
-    _loadavg,
-    build_models,
-    frames,
     interleaved,
+    loadavg,
     machine,
     medians,
+    pinned_threads,
     ratio,
     spread,
+    to_json,
 )
+from tsmnet.benchmark.suite import DTYPES, BenchConfig, build_models, frames
 from tsmnet.shift import backend_status, forced_backend
 
 PAIRS = {
@@ -57,13 +56,17 @@ def _runner(model: Any, x: torch.Tensor, train: bool, grad: torch.Tensor | None)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    with pinned_threads(args.threads) as threads:
+        return _run(args, threads)
+
+
+def _run(args: argparse.Namespace, threads: int) -> dict[str, Any]:
     device = torch.device(args.device)
-    dtype = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}[args.dtype]
+    dtype = DTYPES[args.dtype]
     timer = Timer(device)
-    models, _ = build_models(args, device, dtype)
-    x = frames(args, device, dtype)
+    config = BenchConfig.from_options(args)
+    models, _ = build_models(config, device, dtype)
+    x = frames(config, device, dtype)
     eager = {'tsm': models['tsm'], 'no_shift': models['no_shift']}
     for m in eager.values():
         m.train(args.train)
@@ -89,8 +92,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         config=dict(device=str(device), machine=machine(device), dtype=args.dtype,
                     channels_last=args.channels_last, depth=args.depth,
                     num_segments=args.num_segments, size=args.size, clips=args.batch,
-                    train=args.train, repeats=args.repeats, threads=torch.get_num_threads(),
-                    torch=torch.__version__, loadavg=_loadavg(),
+                    train=args.train, repeats=args.repeats, threads=threads,
+                    torch=torch.__version__, loadavg=loadavg(),
                     shift_backend=forced_backend(),
                     shift_backends={k: v or 'available' for k, v in backend_status().items()}),
         ratios={k: ratio(times, *p) for k, p in pairs.items()},
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='bench_compile', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--dtype', choices=('fp32', 'fp16', 'bf16'), default='fp32')
+    parser.add_argument('--dtype', choices=tuple(DTYPES), default='fp32')
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--depth', type=int, default=50, choices=(18, 34, 50, 101, 152))
     parser.add_argument('--num-segments', type=int, default=8)
@@ -133,10 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report = run(args)
     print(table(report))
-    text = json.dumps(report, sort_keys=True)
-    if args.json:
-        Path(args.json).write_text(text + '\n')
-    print(text)
+    print(to_json(report, args.json))
     return 0
 
 

@@ -2,8 +2,9 @@
 and the step exported to ONNX and run in onnxruntime against eager PyTorch.
 
 One stream (``N = 1``), frames ``[1, 3, S, S]``. Per repeat, each variant processes the same
-``--frames`` frames one at a time; variants run in alternating order from repeat to repeat
-(interleaved, so that a slow phase of a shared machine hits all of them). Figures are medians
+``--frames`` frames one at a time; the order of the variants rotates from repeat to repeat
+(interleaved by :func:`tsmnet.benchmark.frame_times`, so that a slow phase of a shared machine
+hits all of them). Figures are medians
 over repeats of the per-repeat ratios (and the per-frame times of each, with frames per
 second). Variants:
 
@@ -21,13 +22,10 @@ Prints JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,12 +33,8 @@ import torch
 from mmengine.logging import MMLogger
 
 from tsmnet import MobileNetV2, MobileNetV2TSM
-from tsmnet.fileio import write_text
+from tsmnet.benchmark import Timer, frame_times, medians, ratio, to_json
 from tsmnet.stream import TSMStream
-
-
-def _median_ratio(a: list[float], b: list[float]) -> float:
-    return round(statistics.median(x / y for x, y in zip(a, b)), 4)
 
 
 def main() -> None:
@@ -103,22 +97,14 @@ def main() -> None:
 
         variants.update(onnx_step=onnx_step, onnx_plain=onnx_plain)
 
-    times: dict[str, list[float]] = {name: [] for name in variants}
     with torch.no_grad():
-        for fn in variants.values():  # warm-up (allocates the stream's buffers)
-            fn()
-        order = list(variants.items())
-        for r in range(args.repeats):
-            for name, fn in (order if r % 2 == 0 else order[::-1]):
-                start = time.perf_counter()
-                fn()
-                times[name].append((time.perf_counter() - start) / args.frames)
+        times = frame_times(Timer(), variants, frames=args.frames, repeats=args.repeats)
 
-    ms = {name: round(1e3 * statistics.median(t), 2) for name, t in times.items()}
+    ms = {name: round(1e3 * s, 2) for name, s in medians(times).items()}
     result = {
         'benchmark': 'mobilenet_v2_stream',
         'figure': 'MobileNetV2-TSM stream step / plain MobileNetV2 on one frame',
-        'step_vs_plain': _median_ratio(times['step'], times['plain']),
+        'step_vs_plain': round(ratio(times, 'step', 'plain'), 4),
         'target': 1.10,
         'ms_per_frame': ms,
         'frames_per_second': {name: round(1e3 / v, 1) for name, v in ms.items()},
@@ -131,14 +117,10 @@ def main() -> None:
     if 'onnx_step' in times:
         import onnxruntime as ort
 
-        result['onnx_step_vs_eager_step'] = _median_ratio(times['onnx_step'], times['step'])
-        result['onnx_step_vs_onnx_plain'] = _median_ratio(times['onnx_step'],
-                                                          times['onnx_plain'])
+        result['onnx_step_vs_eager_step'] = round(ratio(times, 'onnx_step', 'step'), 4)
+        result['onnx_step_vs_onnx_plain'] = round(ratio(times, 'onnx_step', 'onnx_plain'), 4)
         result['config']['onnxruntime'] = ort.__version__
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        write_text(args.output, text + '\n')  # atomic: a failed write keeps the old file
+    print(to_json(result, args.output, indent=2))  # atomic: a failed write keeps the old file
 
 
 if __name__ == '__main__':

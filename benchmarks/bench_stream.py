@@ -2,11 +2,11 @@
 
 A causal ResNetTSM processes a clip of ``T`` frames either offline (one pass over
 ``[T, 3, S, S]``) or online (``T`` steps of ``[1, 3, S, S]`` with cached shift buffers). The
-figure is the median, over interleaved repeats (offline and stream alternate, in alternating
-order), of the per-frame step time over the offline time per frame of the same repeat (the
-ratio of the two medians is reported too). Also measured, in
-the same repeats: the same T frames one at a time through a plain ResNet of the same depth
-(no shift), which shows what the streaming shift itself costs. Prints JSON.
+figure is the median, over interleaved repeats (:func:`tsmnet.benchmark.frame_times`: the
+order rotates each repeat), of the per-frame step time over the offline time per frame of the
+same repeat (the ratio of the two medians is reported too). Also measured, in the same repeats:
+the same T frames one at a time through a plain ResNet of the same depth (no shift), which
+shows what the streaming shift itself costs. Prints JSON.
 
 On a machine shared with other jobs, OpenMP threads that spin at every barrier make any
 batch-of-one network (streamed or plain) several times slower than the batched clip; run
@@ -20,23 +20,17 @@ with ``OMP_WAIT_POLICY=PASSIVE`` there (or ``--threads 1``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import time
+from typing import Any
 
 import torch
 
 from tsmnet import ResNet, ResNetTSM
-from tsmnet.fileio import write_text
+from tsmnet.benchmark import Timer, frame_times, medians, pinned_threads, ratio, to_json
 from tsmnet.stream import TSMStream
-
-
-def _time(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -51,8 +45,13 @@ def main() -> None:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--output', help='also write the JSON to this file')
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    with pinned_threads(args.threads), torch.no_grad():
+        result = run(args)
+    text = to_json(result, args.output, indent=2)  # atomic: a failed write keeps the old file
+    print(text)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device(args.device)
     t, n = args.frames, args.streams
 
@@ -64,11 +63,11 @@ def main() -> None:
     clip = torch.randn(n, t, 3, args.size, args.size, device=device)
     offline_input = clip.reshape(n * t, 3, args.size, args.size)
     stream = TSMStream(model)
-    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+    timer = Timer(device)
+    sync = torch.cuda.synchronize if timer.cuda else (lambda: None)
 
     def offline() -> None:
         model(offline_input)
-        sync()
 
     step_times: list[float] = []
 
@@ -83,24 +82,16 @@ def main() -> None:
     def plain_frames() -> None:  # the same T frames, one at a time, through a plain ResNet
         for i in range(t):
             plain(clip[:, i])
-        sync()
 
-    with torch.no_grad():
-        offline(), online(), plain_frames()  # warm-up (allocates the stream's buffers)
-        step_times.clear()
-        offline_t, online_t, plain_t = [], [], []
-        for r in range(args.repeats):
-            order = [(offline, offline_t), (online, online_t), (plain_frames, plain_t)]
-            for fn, out in (order if r % 2 == 0 else order[::-1]):
-                out.append(_time(fn))
-
-    offline_frame = statistics.median(offline_t) / t
-    online_frame = statistics.median(online_t) / t
-    plain_frame_s = statistics.median(plain_t) / t
-    steps = sorted(step_times)
-    paired = statistics.median(o / f for o, f in zip(online_t, offline_t))
-    paired_plain = statistics.median(o / p for o, p in zip(online_t, plain_t))
-    result = {
+    times = frame_times(timer, {'offline': offline, 'online': online, 'plain': plain_frames},
+                        frames=t, repeats=args.repeats)
+    per_frame = medians(times)
+    offline_frame, online_frame = per_frame['offline'], per_frame['online']
+    plain_frame_s = per_frame['plain']
+    steps = sorted(step_times[t:])  # the first t are the warm-up's
+    paired = ratio(times, 'online', 'offline')
+    paired_plain = ratio(times, 'online', 'plain')
+    return {
         'benchmark': 'stream',
         'figure': 'per-frame step time / (offline clip time / T)',
         'ratio': round(paired, 4),
@@ -117,10 +108,6 @@ def main() -> None:
                    'OMP_WAIT_POLICY': os.environ.get('OMP_WAIT_POLICY'),
                    'machine': platform.machine(), 'shift_sites': stream.num_sites},
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        write_text(args.output, text + '\n')  # atomic: a failed write keeps the old file
 
 
 if __name__ == '__main__':

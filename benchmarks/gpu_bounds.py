@@ -15,26 +15,20 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from typing import Any
 
 import torch
 
 from tsmnet import ResNetTSM, TemporalShift, temporal_shift
+from tsmnet.benchmark import Timer
 from tsmnet.shift import ShiftSpec, backend_status, shifted_in_place, use_backend
 
 
-def _time(fn, sync, repeats: int = 50) -> float:
+def _time(fn, timer: Timer, repeats: int = 50) -> float:
+    """The median seconds of one call (synchronised), after 5 warm-up calls."""
     for _ in range(5):
         fn()
-    sync()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return statistics.median(timer(fn) for _ in range(repeats))
 
 
 def _launches(fn, device: torch.device) -> int | None:
@@ -80,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     dtype = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}[args.dtype]
-    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+    timer = Timer(device)
     status = backend_status()
     backends = [b for b in ('triton', 'torch', 'native') if not status[b]]
     rows = []
@@ -89,14 +83,14 @@ def main(argv: list[str] | None = None) -> int:
             nbytes = x.numel() * x.element_size()
             spec = ShiftSpec.of(t, x.shape[1] // div)
             fold_bytes = nbytes * spec.shifted_channels // x.shape[1]
-            clone_s = _time(lambda x=x: x.clone(), sync)
+            clone_s = _time(lambda x=x: x.clone(), timer)
             row: dict[str, Any] = dict(shape=list(x.shape), clone_us=clone_s * 1e6,
                                        clone_gbps=2 * nbytes / clone_s / 1e9,
                                        clone_launches=_launches(lambda x=x: x.clone(), device))
             for b in backends:
                 try:
                     with use_backend(b):
-                        copy_s = _time(lambda x=x, t=t, div=div: temporal_shift(x, t, div), sync)
+                        copy_s = _time(lambda x=x, t=t, div=div: temporal_shift(x, t, div), timer)
                         row[f'{b}_copy_us'] = copy_s * 1e6
                         row[f'{b}_copy_gbps'] = 2 * nbytes / copy_s / 1e9
                         row[f'{b}_copy_launches'] = _launches(
@@ -105,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                         def undo(x=x, spec=spec) -> None:
                             with shifted_in_place(x, spec):
                                 pass
-                        in_s = _time(undo, sync)
+                        in_s = _time(undo, timer)
                         row[f'{b}_in_place_undo_us'] = in_s * 1e6
                         # the folds are read and written once by the shift, once by the undo
                         row[f'{b}_in_place_undo_gbps'] = 4 * fold_bytes / in_s / 1e9

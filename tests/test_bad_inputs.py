@@ -144,10 +144,10 @@ FORWARD = [
     Bad('forward-channels-last-axis', lambda d: _model()(_frames(T, 32, 32, 3)), ValueError,
         r'input must have in_channels=3 channels, got 32'),
     Bad('forward-batch-not-multiple', lambda d: _model()(_frames(6, 3, 32, 32)), ValueError,
-        r'the batch of the input \(6 frames\) must be a positive multiple of num_segments '
+        r'the batch of input \(6 frames\) must be a positive multiple of num_segments '
         r'\(4\)'),
     Bad('forward-empty-batch', lambda d: _model()(_frames(0, 3, 32, 32)), ValueError,
-        r'the batch of the input \(0 frames\) must be a positive multiple of num_segments'),
+        r'the batch of input \(0 frames\) must be a positive multiple of num_segments'),
     Bad('forward-empty-frames', lambda d: _model()(_frames(T, 3, 0, 32)), ValueError,
         r'input frames must have H, W >= 1, got shape \(4, 3, 0, 32\)'),
     Bad('forward-uint8', lambda d: _model()(_frames(T, 3, 32, 32, dtype=torch.uint8)),

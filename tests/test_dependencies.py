@@ -18,20 +18,25 @@ from tsmnet.archs import RESNET_ARCHS, RESNET_DEPTHS, depth_of, resnet_arch
 from tsmnet.cli import build_parser
 
 SRC = Path(tsmnet.__file__).parent
-EVERYTHING = {'__main__', '_version', 'archs', 'cli', 'commands', 'demo', 'engine', 'export',
-              'fileio', 'fuse', 'layers', 'mmaction_compat', 'models', 'registry', 'shift',
-              'stream', 'video', 'weights', ''}  # '' is the package itself: ``import tsmnet``
+# every top-level unit; '' is the package itself (``import tsmnet``)
+EVERYTHING = {'__main__', '_version', 'archs', 'benchmark', 'cli', 'commands', 'demo', 'engine',
+              'export', 'fileio', 'fuse', 'layers', 'mmaction_compat', 'models', 'registry',
+              'shift', 'stream', 'video', 'weights', ''}
 BELOW_MODELS = {'_version', 'archs', 'fileio', 'layers', 'shift', 'weights'}
 # unit (a package or module, dotted under tsmnet; the longest one that holds a file is its
 # unit) -> the units its files may import (a prefix allows everything under it), and those
 # excepted from that
 RULES: dict[str, tuple[set[str], set[str]]] = {
-    '': (EVERYTHING - {'__main__', 'cli', 'commands', 'demo', 'export'}, set()),
+    '': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo'}, set()),
     '__main__': ({'cli'}, set()),
     'cli': ({'commands'}, set()),
     'commands': (EVERYTHING - {'__main__', 'cli'}, set()),
-    'demo': (EVERYTHING - {'__main__', 'cli', 'commands', 'export'}, set()),
-    'export': (EVERYTHING - {'__main__', 'cli', 'commands', 'demo'}, set()),
+    'demo': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'export'}, set()),
+    'export': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo'}, set()),
+    # the figures of ``tsmnet bench``; the harness times anything and imports only fileio
+    'benchmark': (EVERYTHING - {'__main__', 'cli', 'commands', 'demo', 'export'},
+                  {'weights.conversion'}),
+    'benchmark.harness': ({'fileio'}, set()),
     'stream': (BELOW_MODELS | {'models'}, {'weights.conversion'}),
     'registry': (BELOW_MODELS | {'models'}, {'weights.conversion'}),
     'engine': ({'registry'}, set()),

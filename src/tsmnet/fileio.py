@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,8 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ['WriteError', 'atomic_path', 'atomic_write', 'save_torch', 'write_bytes',
-           'write_text']
+__all__ = ['WriteError', 'atomic_folder', 'atomic_path', 'atomic_write', 'save_torch',
+           'write_bytes', 'write_text']
 
 
 class WriteError(OSError):
@@ -116,3 +117,37 @@ def save_torch(obj: Any, path: str | Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     write_bytes(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """A temporary folder beside ``path``, for a writer that writes ``path.name`` and files
+    named after it (an ONNX model and its ``NAME.onnx.data``): yields the name to write,
+    ``folder / path.name``; once the block ends, the other files, then ``path``, are flushed
+    and moved into place, and the folder is removed (also when the block fails).
+
+    Raises:
+        WriteError: Writing failed; ``path`` is untouched (the message says why, in one line).
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
+    except OSError as err:
+        raise _write_error(path, err) from err
+    try:
+        yield folder / path.name
+        for item in sorted(folder.iterdir(), key=lambda p: p.name == path.name):
+            fd = os.open(item, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.chmod(item, 0o666 & ~_umask())
+            os.replace(item, path.parent / item.name)
+    except OSError as err:
+        if isinstance(err, WriteError):
+            raise
+        raise _write_error(path, err) from err
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

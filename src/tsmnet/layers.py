@@ -21,16 +21,7 @@ from .shift import (
     shift_then,
     temporal_shift,
 )
-
-
-def check_clip_batch(x: torch.Tensor, num_segments: int, name: str = 'input') -> None:
-    """Raise ``ValueError`` unless ``x`` is ``[N * T, C, H, W]`` with ``T = num_segments``."""
-    if x.dim() != 4:
-        raise ValueError(f'{name} must be 4-D [N * T, C, H, W], got shape {tuple(x.shape)}')
-    if x.shape[0] % num_segments != 0:
-        raise ValueError(
-            f'the batch of {name} ({x.shape[0]} frames) must be a multiple of num_segments '
-            f'({num_segments}): frames come as [N * T, C, H, W] with T = num_segments')
+from .shift.spec import check_clip_frames
 
 
 class TemporalShift(nn.Module):
@@ -123,7 +114,7 @@ class TemporalPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: ``[N * T, C, H, W]``. Returns: ``net`` of ``[N * ceil(T / 2), C, H, W]``."""
-        check_clip_batch(x, self.num_segments)
+        check_clip_frames(x, self.num_segments, 'input')
         nt, c, h, w = x.shape
         clips = x.reshape(nt // self.num_segments, self.num_segments, c, h, w).transpose(1, 2)
         pooled = self.max_pool3d(clips).transpose(1, 2)
@@ -170,7 +161,7 @@ class NL3DWrapper(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: ``[N * T, C_in, H, W]``. Returns: ``[N * T, C, H, W]``."""
         x = self.block(x)
-        check_clip_batch(x, self.num_segments)
+        check_clip_frames(x, self.num_segments, 'input')
         nt, c, h, w = x.shape
         clips = x.reshape(nt // self.num_segments, self.num_segments, c, h, w)
         out = self.non_local_block(clips.transpose(1, 2).contiguous())

@@ -28,7 +28,7 @@ import torch
 from mmcv.cnn.bricks.non_local import _NonLocalNd
 from torch import nn
 
-from .fileio import atomic_path
+from .fileio import atomic_folder
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .models.mobilenet_v2 import MobileNetV2
 from .models.resnet import ResNet
@@ -40,7 +40,7 @@ Features = torch.Tensor | tuple[torch.Tensor, ...]
 # the network itself, without the checks of whole clips (a batch of num_segments frames).
 _STAGES: tuple[tuple[type[nn.Module], Callable[..., Features]], ...] = (
     (ResNet, ResNet.forward),
-    (MobileNetV2, MobileNetV2._forward_stages),
+    (MobileNetV2, MobileNetV2.forward_stages),
 )
 # The public forwards whose work is exactly that (checks, then the stages).
 _KNOWN_FORWARDS = (ResNet.forward, ResNetTSM.forward, MobileNetV2.forward)
@@ -246,6 +246,24 @@ class TSMStreamStep(nn.Module):
         return (*features, *new)  # type: ignore[arg-type]
 
 
+def step_names(num_features: int, num_buffers: int) -> tuple[list[str], list[str]]:
+    """Input and output names of an exported step: ``frames, buffer_0 ...`` and ``features``
+    (``features_0 ...`` with several outputs) or ``scores``, then ``new_buffer_0 ...``.
+
+    Args:
+        num_features: Outputs before the buffers; 0 means one ``scores`` output.
+        num_buffers: Shift sites.
+    """
+    inputs = ['frames'] + [f'buffer_{i}' for i in range(num_buffers)]
+    if num_features == 0:
+        outputs = ['scores']
+    elif num_features == 1:
+        outputs = ['features']
+    else:
+        outputs = [f'features_{j}' for j in range(num_features)]
+    return inputs, outputs + [f'new_buffer_{i}' for i in range(num_buffers)]
+
+
 class TSMStream:
     """Frame-by-frame inference of a causal TSM backbone over ``N`` parallel streams.
 
@@ -402,12 +420,16 @@ class TSMStream:
 
         Args:
             path: The ``.onnx`` file to write, atomically: an export that fails leaves the
-                previous file and no partial one.
+                previous file and no partial one. The weights are inside the file (below
+                ONNX's 2 GB limit; beyond it in ``NAME.onnx.data`` beside it).
             frames: An example ``[N, C, H, W]``; its ``C``, ``H``, ``W`` (and ``N`` unless
                 ``dynamic_streams``) are fixed in the graph.
             dynamic_streams: Leave ``N`` symbolic, so one file serves any number of streams.
                 Defaults to True.
             **kwargs: More arguments of ``torch.onnx.export`` (e.g. ``opset_version``).
+
+        :func:`tsmnet.export` with ``kind='step'`` does the same and checks the file against
+        eager (and writes int8 and ExecuTorch files).
 
         Returns:
             The input names and the output names.
@@ -415,18 +437,17 @@ class TSMStream:
         if dynamic_streams:  # an example of one stream would pin N to 1
             frames = frames[:1].expand(2, *frames.shape[1:]).contiguous()
         buffers = self.zero_buffers(frames)
-        outputs = len(self.model.out_indices)
-        input_names = ['frames'] + [f'buffer_{i}' for i in range(len(buffers))]
-        output_names = (['features'] if outputs == 1 else
-                        [f'features_{j}' for j in range(outputs)])
-        output_names += [f'new_buffer_{i}' for i in range(len(buffers))]
+        input_names, output_names = step_names(len(self.model.out_indices), len(buffers))
         if dynamic_streams:
             streams = torch.export.Dim('streams', min=1)
-            kwargs.setdefault('dynamic_shapes', {
-                'frames': {0: streams}, 'buffers': tuple({0: streams} for _ in buffers)})
+            dynamic: dict[str, Any] = {'frames': {0: streams}}
+            if buffers:  # a plain ResNet or MobileNetV2 has none
+                dynamic['buffers'] = tuple({0: streams} for _ in buffers)
+            kwargs.setdefault('dynamic_shapes', dynamic)
         kwargs.setdefault('dynamo', True)
         kwargs.setdefault('verbose', False)
-        with atomic_path(path) as tmp:  # a failed export leaves no partial file
+        kwargs.setdefault('external_data', False)  # inside the file, below ONNX's 2 GB
+        with atomic_folder(path) as tmp:  # beyond it, NAME.onnx.data, named after the model
             torch.onnx.export(self.step_module(), (frames, *buffers), str(tmp),
                               input_names=input_names, output_names=output_names, **kwargs)
         return input_names, output_names

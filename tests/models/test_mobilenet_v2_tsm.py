@@ -240,8 +240,8 @@ def test_construction_errors_name_the_parameter(kwargs, match):
 
 @pytest.mark.parametrize('shape, match', [
     ((12, 3, 32, 32),
-     r'the batch of the input \(12 frames\) must be a positive multiple of num_segments \(8\)'),
-    ((0, 3, 32, 32), r'the batch of the input \(0 frames\)'),
+     r'the batch of input \(12 frames\) must be a positive multiple of num_segments \(8\)'),
+    ((0, 3, 32, 32), r'the batch of input \(0 frames\)'),
     ((8, 4, 32, 32), r'input must have in_channels=3 channels, got 4'),
     ((8, 3, 32), r'input must be 4-D \[N \* T, C, H, W\]'),
 ])

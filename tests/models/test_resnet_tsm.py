@@ -200,8 +200,8 @@ def test_construction_errors_name_the_parameter(kwargs, match):
 
 @pytest.mark.parametrize('shape, match', [
     ((12, 3, 32, 32),
-     r'the batch of the input \(12 frames\) must be a positive multiple of num_segments \(8\)'),
-    ((0, 3, 32, 32), r'the batch of the input \(0 frames\)'),
+     r'the batch of input \(12 frames\) must be a positive multiple of num_segments \(8\)'),
+    ((0, 3, 32, 32), r'the batch of input \(0 frames\)'),
     ((8, 4, 32, 32), r'input must have in_channels=3 channels, got 4'),
     ((8, 3, 32), r'input must be 4-D \[N \* T, C, H, W\]'),
 ])
@@ -213,3 +213,24 @@ def test_forward_errors_give_the_numbers(shape, match):
 def test_forward_refuses_integer_frames():
     with pytest.raises(TypeError, match='floating-point'):
         ResNetTSM(18)(torch.zeros(8, 3, 32, 32, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize('depth, kwargs', [
+    (18, {}), (50, {}), (34, dict(num_stages=2, strides=(2, 1), dilations=(1, 1),
+                                 out_indices=(1,))),
+    (50, dict(shift_place='block', temporal_pool=True)),
+    (50, dict(non_local=((0, 0, 0), (1, 0, 1, 0), (0, 0, 0, 0, 0, 0), (0, 0, 0)),
+              non_local_cfg=dict(sub_sample=True, use_scale=False, mode='embedded_gaussian',
+                                 norm_cfg=dict(type='BN3d', requires_grad=True)))),
+])
+def test_plain_2d_keys_are_those_of_the_plain_resnet(depth, kwargs):
+    """Read off the architecture table, they are the keys of the plain 2D ResNet built with
+    the same structure that this model also has (the non-local blocks are not among them)."""
+    model = ResNetTSM(depth, num_segments=4, **kwargs)
+    plain_kwargs = {k: v for k, v in kwargs.items()
+                    if k in ('num_stages', 'strides', 'dilations', 'out_indices')}
+    plain = set(tsmnet.ResNet(depth, **plain_kwargs).state_dict())
+    keys = model.plain_2d_keys()
+    assert keys == plain
+    if 'non_local' in kwargs:
+        assert any('non_local' in k for k in model.state_dict())

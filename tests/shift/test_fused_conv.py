@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from tsmnet import ResNetTSM, TemporalShift
-from tsmnet.commands.bench import saved_bytes  # the counter the benchmark reports
+from tsmnet.benchmark import saved_bytes  # the counter the benchmark reports
 from tsmnet.shift import can_fuse, temporal_shift_reference
 
 T = 4

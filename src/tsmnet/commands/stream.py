@@ -61,6 +61,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     parser.add_argument('--seed', type=int, default=0, help='seed of the random weights')
     parser.add_argument('--json', dest='json_path', help='write per-frame results as JSON')
+    parser.add_argument('--onnx', metavar='FILE',
+                        help='run an exported step (tsmnet export --kind step, fp32 or int8) on '
+                             'ONNX Runtime instead of the eager model; its frame size is used')
     parser.add_argument('--quiet', action='store_true', help='print the summary only')
     parser.set_defaults(func=run)
 
@@ -172,6 +175,48 @@ def _load(model: Any, path: str) -> Any:
     return weight, bias
 
 
+class OnnxStep:
+    """An exported step (``frames, buffer_i -> features or scores, new_buffer_i``) on ONNX
+    Runtime, fed its own new buffers frame after frame, for one stream."""
+
+    def __init__(self, path: str, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        if not Path(path).is_file():
+            raise FileNotFoundError(f'--onnx file not found: {path}')
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(path, options,
+                                                providers=['CPUExecutionProvider'])
+        except Exception as err:  # onnxruntime raises its own error types
+            raise ValueError(f'--onnx {path} is not an ONNX model ONNX Runtime can load: '
+                             f'{" ".join(str(err).split())[:200]}') from err
+        inputs = self.session.get_inputs()
+        if inputs[0].name != 'frames' or not all(i.name.startswith('buffer_')
+                                                 for i in inputs[1:]):
+            raise ValueError(f'--onnx {path} is not an exported step: expected inputs frames, '
+                             f'buffer_0 ... (tsmnet export --kind step), got '
+                             f'{[i.name for i in inputs][:3]}')
+        shape = inputs[0].shape
+        if not all(isinstance(d, int) for d in shape[1:]):
+            raise ValueError(f'--onnx {path}: the frame size must be fixed, got {shape}')
+        self.size = int(shape[2])
+        self.scores = self.session.get_outputs()[0].name == 'scores'
+        self.num_sites = len(inputs) - 1
+        self.names = [i.name for i in inputs]
+        self.buffers = [np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+                        for i in inputs[1:]]
+
+    def step(self, frame: Any) -> Any:
+        import torch
+
+        outputs = self.session.run(None, dict(zip(self.names, [frame.numpy(), *self.buffers])))
+        self.buffers = outputs[len(outputs) - self.num_sites:]
+        return torch.from_numpy(outputs[0])
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -185,18 +230,32 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
-    model = build_backbone(args.arch, args.depth, args.shift_place, args.shift_div)
-    head = _load(model, args.checkpoint) if args.checkpoint else None
-    model.to(device).eval()
-    if head is not None:
-        head = tuple(None if t is None else t.to(device) for t in head)
-    stream = TSMStream(model)
+    onnx_step = None
+    if args.onnx:
+        if args.checkpoint:
+            raise CommandError('--checkpoint and --onnx exclude each other: the weights are '
+                               'in the ONNX file')
+        onnx_step = OnnxStep(args.onnx, args.threads)
+        args.size, device, head = onnx_step.size, torch.device('cpu'), None
+        step = onnx_step.step
+        name = (f'an exported step {args.onnx} ({onnx_step.num_sites} shift sites, '
+                f'ONNX Runtime)')
+    else:
+        model = build_backbone(args.arch, args.depth, args.shift_place, args.shift_div)
+        head = _load(model, args.checkpoint) if args.checkpoint else None
+        model.to(device).eval()
+        if head is not None:
+            head = tuple(None if t is None else t.to(device) for t in head)
+        stream = TSMStream(model)
+        step = stream.step
+        name = (f'a causal MobileNetV2-TSM ({stream.num_sites} shift sites)'
+                if args.arch == 'mobilenetv2' else
+                f'a causal ResNet-{args.depth}-TSM ({args.shift_place}, {stream.num_sites} '
+                f'shift sites)')
     source = args.video or 'a generated clip'
     frames = (read_video(args.video, args.frames, args.reader) if args.video
               else generated_clip(args.frames or 16, args.size))
-    name = (f'MobileNetV2-TSM ({stream.num_sites} shift sites)' if args.arch == 'mobilenetv2'
-            else f'ResNet-{args.depth}-TSM ({args.shift_place}, {stream.num_sites} shift sites)')
-    print(f'streaming {source} through a causal {name} on {device}, {args.size}x{args.size}')
+    print(f'streaming {source} through {name} on {device}, {args.size}x{args.size}')
 
     records: list[dict[str, Any]] = []
     window: deque[torch.Tensor] = deque(maxlen=max(args.window, 1))
@@ -205,13 +264,20 @@ def run(args: argparse.Namespace) -> int:
         if device.type == 'cuda':
             torch.cuda.synchronize()
         start = time.perf_counter()
-        features = stream.step(x)
+        features = step(x)
         if device.type == 'cuda':
             torch.cuda.synchronize()
         latency = time.perf_counter() - start
-        pooled = features.float().mean(dim=(2, 3))[0]  # [C]
         record: dict[str, Any] = {'frame': t, 'ms': round(1e3 * latency, 3)}
-        if head is None:
+        scores_out = onnx_step is not None and onnx_step.scores
+        pooled = features.float()[0] if scores_out else features.float().mean(dim=(2, 3))[0]
+        if scores_out:  # the step of a recogniser: the frame's class scores
+            window.append(pooled.softmax(-1))
+            scores = torch.stack(tuple(window)).mean(0)
+            top = int(scores.argmax())
+            record.update(top_class=top, score=round(float(scores[top]), 6))
+            what = f'top class {top} ({record["score"]:.4f}, last {len(window)} frames)'
+        elif head is None:
             top = int(pooled.argmax())
             record.update(top_feature=top, value=round(float(pooled[top]), 6))
             what = f'top feature {top} ({record["value"]:.4f})'
@@ -238,6 +304,7 @@ def run(args: argparse.Namespace) -> int:
           f'({1e3 / median:.1f} frames/s; first frame, which allocates the buffers, excluded)')
     if args.json_path:
         summary = {'source': source, 'arch': args.arch, 'depth': args.depth, 'size': args.size,
+                   'onnx': args.onnx,
                    'device': str(device), 'median_ms': median, 'p90_ms': p90,
                    'frames': records}
         write_text(args.json_path, json.dumps(summary, indent=1) + '\n')

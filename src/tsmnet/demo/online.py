@@ -29,7 +29,7 @@ from ..models.resnet_tsm import ResNetTSM
 from ..stream import TSMStream
 from .config import DemoConfig
 from .data import MotionDirection
-from .train import ClipClassifier, _quiet_logger, evaluate
+from .train import ClipClassifier, evaluate, quiet_logger
 
 OnlineArch = Literal['resnet', 'mobilenetv2']
 ONLINE_ARCHS: tuple[str, ...] = ('resnet', 'mobilenetv2')
@@ -47,7 +47,7 @@ def build_causal_model(cfg: DemoConfig, num_classes: int,
     else:
         backbone = ResNetTSM(cfg.depth, num_segments=cfg.num_segments, shift_mode='causal',
                              pretrained=None)
-    with _quiet_logger():
+    with quiet_logger():
         backbone.init_weights()
     return ClipClassifier(backbone, num_classes).to(cfg.device)
 

@@ -83,7 +83,7 @@ def flush_denormals(device: torch.device | str) -> Iterator[bool]:
 
 
 @contextlib.contextmanager
-def _quiet_logger(level: int = logging.WARNING) -> Iterator[None]:
+def quiet_logger(level: int = logging.WARNING) -> Iterator[None]:
     """Raise MMEngine's current logger to ``level`` (``init_weights`` logs every parameter)."""
     logger = MMLogger.get_current_instance()
     previous = logger.level
@@ -99,7 +99,7 @@ def build_model(cfg: DemoConfig, is_shift: bool, num_classes: int) -> ClipClassi
     torch.manual_seed(cfg.seed)
     backbone = ResNetTSM(cfg.depth, num_segments=cfg.num_segments, is_shift=is_shift,
                          pretrained=None)
-    with _quiet_logger():
+    with quiet_logger():
         backbone.init_weights()
     model = ClipClassifier(backbone, num_classes)
     return model.to(cfg.device)

@@ -1,5 +1,6 @@
-"""The models: the 2D ResNet and MobileNetV2 backbones and their TSM versions (next: the head
-and the recognizer).
+"""The models: the 2D ResNet and MobileNetV2 backbones and their TSM versions, the head
+(:mod:`~tsmnet.models.head`), the recognizer (:mod:`~tsmnet.models.recognizer`) and
+``create_model`` / ``list_models`` (:mod:`~tsmnet.models.factory`).
 
 Owns the ``nn.Module`` s and their MMAction2-compatible parameter names. It may import shift,
 layers, archs, fileio and weights (to load checkpoints), never weights.conversion, stream,

@@ -1,9 +1,12 @@
-"""The input check that every backbone's ``forward`` makes: frames ``[N * T, C, H, W]``."""
+"""The input check that every backbone's ``forward`` makes: frames ``[N * T, C, H, W]``
+(:func:`tsmnet.shift.spec.check_clip_frames`) of the model's channels and dtype."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ..shift.spec import check_clip_frames
 
 
 def check_frames_input(model: nn.Module, x: object, in_channels: int,
@@ -11,17 +14,10 @@ def check_frames_input(model: nn.Module, x: object, in_channels: int,
     """Raise a clear ``TypeError``/``ValueError`` unless ``x`` is frames that ``model`` takes:
     a floating-point ``[N * T, in_channels, H, W]`` tensor with ``T = num_segments``, in the
     parameters' dtype (or under autocast)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f'input must be a torch.Tensor, got {type(x).__name__}')
-    if x.dim() != 4:
-        raise ValueError(f'input must be 4-D [N * T, C, H, W], got shape {tuple(x.shape)}')
+    check_clip_frames(x, num_segments, 'input', nonempty=True)
     if x.shape[1] != in_channels:
         raise ValueError(f'input must have in_channels={in_channels} channels, got {x.shape[1]} '
                          f'(shape {tuple(x.shape)})')
-    if x.shape[0] == 0 or x.shape[0] % num_segments != 0:
-        raise ValueError(f'the batch of the input ({x.shape[0]} frames) must be a positive '
-                         f'multiple of num_segments ({num_segments}): frames come as '
-                         f'[N * T, C, H, W] with T = num_segments')
     if 0 in x.shape[2:]:
         raise ValueError(f'input frames must have H, W >= 1, got shape {tuple(x.shape)}')
     if not x.is_floating_point():

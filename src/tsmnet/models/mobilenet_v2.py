@@ -223,9 +223,9 @@ class MobileNetV2(BaseModule):
         Returns: The output of each stage in ``out_indices``; one tensor when there is one.
         """
         check_frames_input(self, x, self.input_channels, getattr(self, 'num_segments', 1))
-        return self._forward_stages(x)
+        return self.forward_stages(x)
 
-    def _forward_stages(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    def forward_stages(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """The network without the input checks (also run frame by frame by TSMStream)."""
         x = self.conv1(x)
         outs = []

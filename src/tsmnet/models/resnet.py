@@ -19,8 +19,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils import checkpoint as cp
 
-from ..archs import RESNET_ARCHS
-from ..weights.checkpoint import load_pretrained
+from ..archs import RESNET_ARCHS, STEM_CHANNELS
+from ..weights.checkpoint import load_pretrained, unwrap_key, wrap_names_of
 
 Style = Literal['pytorch', 'caffe']
 STYLES: tuple[str, ...] = ('pytorch', 'caffe')
@@ -145,13 +145,19 @@ class Bottleneck(nn.Module):
         return self.relu(out)
 
 
+def downsamples(expansion: int, inplanes: int, planes: int, stride: int) -> bool:
+    """Whether the first block of a stage has a ``downsample`` (a 1x1 ConvModule on the
+    identity): where it strides or changes the channels."""
+    return stride != 1 or inplanes != planes * expansion
+
+
 def make_res_layer(block: type[BasicBlock] | type[Bottleneck], inplanes: int, planes: int,
                    blocks: int, stride: int = 1, dilation: int = 1, style: Style = 'pytorch',
                    conv_cfg: dict[str, Any] | None = None, norm_cfg: dict[str, Any] | None = None,
                    act_cfg: dict[str, Any] | None = None, with_cp: bool = False) -> nn.Sequential:
     """Build one ResNet stage of ``blocks`` blocks; the first one strides and downsamples."""
     downsample = None
-    if stride != 1 or inplanes != planes * block.expansion:
+    if downsamples(block.expansion, inplanes, planes, stride):
         downsample = ConvModule(inplanes, planes * block.expansion, kernel_size=1, stride=stride,
                                 bias=False, conv_cfg=_conv_cfg(conv_cfg),
                                 norm_cfg=_norm_cfg(norm_cfg), act_cfg=None)
@@ -254,11 +260,11 @@ class ResNet(BaseModule):
 
         self.block, stage_blocks = self.arch_settings[depth]
         self.stage_blocks = stage_blocks[:num_stages]
-        self.inplanes = 64
+        self.inplanes = STEM_CHANNELS
         self._make_stem_layer()
         self.res_layers: list[str] = []
         for i, num_blocks in enumerate(self.stage_blocks):
-            planes = 64 * 2**i
+            planes = STEM_CHANNELS * 2**i
             res_layer = make_res_layer(self.block, self.inplanes, planes, num_blocks,
                                        stride=self.strides[i], dilation=self.dilations[i],
                                        style=style, conv_cfg=self.conv_cfg,
@@ -267,24 +273,39 @@ class ResNet(BaseModule):
             self.inplanes = planes * self.block.expansion
             self.add_module(f'layer{i + 1}', res_layer)
             self.res_layers.append(f'layer{i + 1}')
-        self.feat_dim = self.block.expansion * 64 * 2**(len(self.stage_blocks) - 1)
+        self.feat_dim = self.block.expansion * STEM_CHANNELS * 2**(len(self.stage_blocks) - 1)
 
     def _make_stem_layer(self) -> None:
         """The stem: 7x7 conv, BN, ReLU (``conv1``) and a 3x3 max pool (``maxpool``)."""
-        self.conv1 = ConvModule(self.in_channels, 64, kernel_size=7, stride=2, padding=3,
+        self.conv1 = ConvModule(self.in_channels, STEM_CHANNELS, kernel_size=7, stride=2, padding=3,
                                 bias=False, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
                                 act_cfg=self.act_cfg)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
+    def plain_2d_modules(self) -> set[str]:
+        """Names of the ConvModules (conv + norm) that the plain 2D ResNet of this model's
+        depth, stages and strides has, read off the architecture table (:mod:`tsmnet.archs`):
+        ``conv1``, ``layerI.J.conv1`` ... and ``layerI.0.downsample``."""
+        convs = ('conv1', 'conv2') if issubclass(self.block, BasicBlock) else \
+            ('conv1', 'conv2', 'conv3')
+        names = {'conv1'}
+        inplanes = STEM_CHANNELS
+        for i, blocks in enumerate(self.stage_blocks):
+            planes = STEM_CHANNELS * 2**i
+            names.update(f'layer{i + 1}.{j}.{c}' for j in range(blocks) for c in convs)
+            if downsamples(self.block.expansion, inplanes, planes, self.strides[i]):
+                names.add(f'layer{i + 1}.0.downsample')
+            inplanes = planes * self.block.expansion
+        return names
+
     def plain_2d_keys(self) -> set[str]:
-        """State-dict keys of the plain 2D ResNet with this model's structure arguments: the
-        keys a 2D (ImageNet) checkpoint can fill; subclasses' extra modules are not among
-        them."""
-        plain = ResNet(self.depth, in_channels=self.in_channels, num_stages=self.num_stages,
-                       out_indices=self.out_indices, strides=self.strides,
-                       dilations=self.dilations, style=self.style, conv_cfg=self.conv_cfg,
-                       norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
-        return set(plain.state_dict())
+        """State-dict keys (wrapper segments removed) of this model that the plain 2D ResNet
+        also has: the keys a 2D (ImageNet) checkpoint can fill; subclasses' extra modules
+        (non-local blocks) are not among them."""
+        modules = self.plain_2d_modules()
+        wrap_names = wrap_names_of(self)
+        keys = (unwrap_key(k, wrap_names) for k in self.state_dict())
+        return {k for k in keys if k.rsplit('.', 2)[0] in modules}
 
     def init_weights(self) -> None:
         """Load ``pretrained`` (converted from torchvision if ``torchvision_pretrain``), or

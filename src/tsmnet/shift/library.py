@@ -19,6 +19,10 @@ from .spec import ShiftSpec, cached_when_eager
 NAMESPACE = 'tsmnet'
 
 
+def keep_nothing() -> None:
+    """The undo of an in-place shift that is not to be undone (every backend returns it)."""
+
+
 @cached_when_eager  # one per spec; the ops never modify the list
 def op_args(spec: ShiftSpec) -> tuple[int, int, list[int]]:
     """The ``(t, fold, dirs)`` arguments of a registered shift op for ``spec``."""

@@ -110,12 +110,8 @@ def shift_(x: torch.Tensor, spec: ShiftSpec, keep: bool) -> Callable[[], None]:
     args = library.op_args(spec)
     edges = _kernels.shift_(x, *args, keep)
     if not keep:
-        return _keep_nothing
+        return library.keep_nothing
     return lambda: _kernels.unshift_(x, *args, edges)
-
-
-def _keep_nothing() -> None:
-    """The undo of a shift that is not to be undone."""
 
 
 @torch.library.custom_op(f'{library.NAMESPACE}::native_shift', mutates_args=(),

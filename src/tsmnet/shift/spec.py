@@ -102,6 +102,22 @@ def check_num_segments(num_segments: object, name: str = 'num_segments') -> None
         raise ValueError(f'{name} must be >= 1, got {num_segments}')
 
 
+def check_clip_frames(x: object, num_segments: int, name: str = 'x', *,
+                      nonempty: bool = False) -> None:
+    """Raise unless ``x`` is frames ``[N * T, C, H, W]`` with ``T = num_segments`` (and
+    ``N >= 1`` if ``nonempty``): the one check of a clip batch, for the op, the modules and
+    the backbones. The messages name ``name``, what was expected and what came."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f'{name} must be a torch.Tensor, got {type(x).__name__}')
+    if x.dim() != 4:
+        raise ValueError(f'{name} must be 4-D [N * T, C, H, W], got shape {tuple(x.shape)}')
+    if x.shape[0] % num_segments != 0 or (nonempty and x.shape[0] == 0):
+        raise ValueError(
+            f'the batch of {name} ({x.shape[0]} frames) must be a '
+            f'{"positive " if nonempty else ""}multiple of num_segments ({num_segments}): '
+            f'frames come as [N * T, C, H, W] with T = num_segments')
+
+
 def check_frames(x: object, num_segments: int, shift_div: int,
                  mode: str = 'bidirectional') -> int:
     """Check the arguments of :func:`tsmnet.temporal_shift` (``mode`` aside); return the fold.
@@ -110,15 +126,8 @@ def check_frames(x: object, num_segments: int, shift_div: int,
     """
     check_num_segments(num_segments)
     check_shift_div(shift_div, mode)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f'x must be a torch.Tensor, got {type(x).__name__}')
-    if x.dim() != 4:
-        raise ValueError(f'x must be 4-D [N * T, C, H, W], got shape {tuple(x.shape)}')
-    nt, c = x.shape[:2]
-    if nt % num_segments != 0:
-        raise ValueError(
-            f'the batch of x ({nt} frames) must be a multiple of num_segments '
-            f'({num_segments}): x holds [N * T, C, H, W] with T = num_segments')
+    check_clip_frames(x, num_segments, 'x')
+    c = x.shape[1]
     fold = c // shift_div
     if fold == 0:
         raise ValueError(

@@ -133,10 +133,6 @@ def copy(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
     return out.reshape(nt, c, h, w)
 
 
-def _keep_nothing() -> None:
-    """The undo of a shift that is not to be undone."""
-
-
 def shift_(x: torch.Tensor, spec: ShiftSpec, keep: bool) -> Callable[[], None]:
     """Shift contiguous or channels-last frames ``x`` in place; return what undoes it (with
     ``keep``; else a no-op). The folds (adjacent from channel 0) are kept aside, written back
@@ -153,7 +149,7 @@ def shift_(x: torch.Tensor, spec: ShiftSpec, keep: bool) -> Callable[[], None]:
         elif t > 1:  # frame i reads frame i - 1
             x5[:, 1:, lo:hi].copy_(kept[:, :-1, lo:hi])
         x5[:, t - 1 if d > 0 else 0, lo:hi].zero_()  # the frame outside the clip
-    return (lambda: region.copy_(kept)) if keep else _keep_nothing
+    return (lambda: region.copy_(kept)) if keep else library.keep_nothing
 
 
 @torch.library.custom_op(f'{library.NAMESPACE}::torch_shift', mutates_args=())

@@ -238,12 +238,8 @@ def shift_(x: torch.Tensor, spec: ShiftSpec, keep: bool) -> Callable[[], None]:
     args = library.op_args(spec)
     edges = triton_shift_(x, *args, keep)
     if not keep:
-        return _keep_nothing
+        return library.keep_nothing
     return lambda: triton_unshift_(x, *args, edges)
-
-
-def _keep_nothing() -> None:
-    """The undo of a shift that is not to be undone."""
 
 
 def traced(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:

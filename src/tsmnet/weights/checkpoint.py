@@ -338,7 +338,7 @@ def _mobilenet_v2_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: n
         report.skipped.extend(k for k in state_dict if re.match(r'^(module\.)?head\.', k))
     else:  # a video checkpoint: the recognizer's backbone keys
         recognizer = (keymap.tsm_online_to_mmaction(state_dict) if layout == 'tsm-online'
-                      else keymap.strip_data_parallel(state_dict))
+                      else strip_data_parallel(state_dict))
         backbone, rest = split_recognizer(recognizer)
         report.skipped.extend(rest)
         return fill_num_batches_tracked(backbone, report.filled), False

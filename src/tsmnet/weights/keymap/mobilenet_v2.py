@@ -28,10 +28,11 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-StateDict = dict[str, torch.Tensor]
+from ...archs import MOBILENET_V2_STAGES
+from .common import MODULE_PREFIX, StateDict, fill_num_batches_tracked, strip_data_parallel
 
-#: Blocks per stage of MobileNetV2 (``layer1`` ... ``layer7``).
-STAGE_BLOCKS: tuple[int, ...] = (1, 2, 3, 4, 3, 3, 1)
+#: Blocks per stage of MobileNetV2 (``layer1`` ... ``layer7``), from the one table.
+STAGE_BLOCKS: tuple[int, ...] = tuple(blocks for _, _, blocks, _ in MOBILENET_V2_STAGES)
 #: ``features.{i}`` of torchvision and the TSM online demo -> (stage, block), ``i`` from 1.
 FEATURE_BLOCKS: tuple[tuple[int, int], ...] = tuple(
     (stage + 1, block) for stage, blocks in enumerate(STAGE_BLOCKS) for block in range(blocks))
@@ -45,24 +46,6 @@ _TV_PAIR = re.compile(rf'^conv\.(?P<i>\d+)\.(?P<which>[01])\.(?P<param>weight|bi
 _TV_PLAIN = re.compile(rf'^conv\.(?P<i>\d+)\.(?P<param>weight|bias|{BN_PARAMS})$')
 _STEM_OR_LAST = re.compile(rf'^(?P<which>[01])\.(?P<param>weight|bias|{BN_PARAMS})$')
 _ONLINE = re.compile(rf'^conv\.(?P<i>\d+)\.(?P<param>weight|bias|{BN_PARAMS})$')
-_MODULE_PREFIX = re.compile(r'^module\.')
-
-
-def strip_data_parallel(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    """Remove the ``module.`` prefix that ``DataParallel``/``DDP`` give every key."""
-    return {_MODULE_PREFIX.sub('', k): v for k, v in state_dict.items()}
-
-
-def fill_num_batches_tracked(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    """Add ``num_batches_tracked = 0`` beside every BN ``running_mean`` that lacks it (older
-    files predate that buffer; PyTorch's BN fills it the same way)."""
-    out = dict(state_dict)
-    for key in state_dict:
-        if key.endswith('.running_mean'):
-            out.setdefault(key[:-len('running_mean')] + 'num_batches_tracked',
-                           torch.tensor(0, dtype=torch.long))
-    return out
-
 
 def _convmodule(which: str, param: str) -> str:
     return f"{'conv' if which == '0' else 'bn'}.{param}"
@@ -209,7 +192,7 @@ def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str | None:
         ``head.`` classifier, or none), ``'mmaction'`` (a recognizer: ``backbone.`` with
         ``cls_head.``), ``'tsmnet'`` (bare backbone keys) or None.
     """
-    keys = {_MODULE_PREFIX.sub('', k) for k in state_dict}
+    keys = {MODULE_PREFIX.sub('', k) for k in state_dict}
     if 'features.0.0.weight' in keys:
         if 'features.1.conv.0.0.weight' in keys:
             return 'torchvision'
