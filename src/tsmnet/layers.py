@@ -22,6 +22,9 @@ from .shift import (
     temporal_shift,
 )
 
+# torch.fx.symbolic_trace records the shift as one call (a leaf), not its tensor checks
+torch.fx.wrap('temporal_shift')
+
 
 def check_clip_batch(x: torch.Tensor, num_segments: int, name: str = 'input') -> None:
     """Raise ``ValueError`` unless ``x`` is ``[N * T, C, H, W]`` with ``T = num_segments``."""
@@ -79,10 +82,11 @@ class TemporalShift(nn.Module):
         ``torch.compile`` an ``inplace`` shift before a plain conv is one registered op
         that does the same in place (CPU); tracing, export and every other compiled shift
         see a copying shift followed by ``net``. A subclass that overrides :meth:`shift`
-        gets ``net(self.shift(x))``.
+        gets ``net(self.shift(x))``, and so does ``torch.fx.symbolic_trace`` (the shift as a
+        leaf function, ``net`` traced through).
         """
-        if type(self).shift is not TemporalShift.shift:
-            return self.net(self.shift(x))
+        if type(self).shift is not TemporalShift.shift or isinstance(x, torch.fx.Proxy):
+            return self.net(self.shift(x))  # an FX trace records the shift, then net
         return shift_then(self.net, x, self.num_segments, self.shift_div, self.shift_mode,
                           in_place=self.inplace)
 

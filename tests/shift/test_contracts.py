@@ -507,3 +507,28 @@ def test_every_constructor_refuses_an_unknown_mode():
                  lambda: ShiftSpec(T, 2, (2,))):
         with pytest.raises(ValueError, match='casual|direction'):
             make()
+
+
+# --------------------------------------------------------------------------- FX
+@pytest.mark.parametrize('train', [False, True])
+@pytest.mark.parametrize('kind', ['resnet', 'mobilenet'])
+def test_fx_symbolic_trace_of_the_backbones_equals_eager(kind, train):
+    """``torch.fx.symbolic_trace`` (what feature extraction and FX quantization use) records
+    each shift as one call of :func:`tsmnet.temporal_shift`; the traced module gives eager's
+    outputs and gradients (MMAction2's own backbones cannot be traced: the reference fails)."""
+    torch.manual_seed(0)
+    model = (ResNetTSM(18, num_segments=T, pretrained=None) if kind == 'resnet'
+             else MobileNetV2TSM(num_segments=T, widen_factor=0.5)).train(train)
+    traced = torch.fx.symbolic_trace(model)
+    shifts = [n for n in traced.graph.nodes if n.target is temporal_shift]
+    assert len(shifts) == (8 if kind == 'resnet' else 10)
+    x = torch.randn(2 * T, 3, 32, 32)
+    outs = []
+    for m in (model, traced):
+        a = x.clone().requires_grad_()
+        with torch.set_grad_enabled(True):
+            out = m(a)
+            out.square().mean().backward()
+        outs.append((out.detach(), a.grad))
+    for got, want in zip(outs[1], outs[0]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)

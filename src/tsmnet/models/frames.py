@@ -11,6 +11,8 @@ def check_frames_input(model: nn.Module, x: object, in_channels: int,
     """Raise a clear ``TypeError``/``ValueError`` unless ``x`` is frames that ``model`` takes:
     a floating-point ``[N * T, in_channels, H, W]`` tensor with ``T = num_segments``, in the
     parameters' dtype (or under autocast)."""
+    if isinstance(x, torch.fx.Proxy):  # torch.fx.symbolic_trace: no values to check
+        return
     if not isinstance(x, torch.Tensor):
         raise TypeError(f'input must be a torch.Tensor, got {type(x).__name__}')
     if x.dim() != 4:
