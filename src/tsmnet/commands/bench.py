@@ -310,6 +310,28 @@ def bench_shift(args: argparse.Namespace, models: dict[str, Any], x: Any,
     return rows
 
 
+def bench_call_cost(timer: Timer, repeats: int, device: Any, dtype: Any) -> dict[str, Any]:
+    """The fixed cost of one ``temporal_shift`` call over its kernel, on 8x64x1x1 frames
+    (T=8), where the kernel moves almost nothing: the median over interleaved repeats of
+    (call - the chosen backend's kernel called directly), in seconds, with ``x.clone()``."""
+    import torch
+
+    from tsmnet import temporal_shift
+    from tsmnet.shift import BACKENDS, ShiftSpec, choose
+
+    x = torch.randn(8, 64, 1, 1, device=device, dtype=dtype)
+    spec = ShiftSpec.of(8, 8)
+    plan = choose(x, spec)
+    kernel = BACKENDS[plan.backend].copy
+    with torch.no_grad():
+        times = interleaved(timer, {'call': lambda: temporal_shift(x, 8),
+                                    'kernel': lambda: kernel(x, spec),
+                                    'clone': lambda: x.clone()}, repeats * 5)
+    over = [a - b for a, b in zip(times['call'], times['kernel'])]
+    return dict(shape='8x64x1x1', backend=plan.backend, over_kernel_s=statistics.median(over),
+                times_s=medians(times))
+
+
 def kernels_ab(x: Any) -> bool:
     """Whether tsmnet's shift runs a kernel backend on ``x`` (native or triton: not the
     PyTorch ops), so that a run with the PyTorch ops alone is a different candidate worth
@@ -445,6 +467,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
                     native_kernels=_native_status(), shift_backends=_backends()),
         targets=TARGETS)
     if 'shift' in args.figures:
+        report['call_cost'] = bench_call_cost(timer, args.repeats, device, dtype)
         report['shift'] = bench_shift(args, models, x, timer)
     if 'infer' in args.figures:
         report['infer'] = bench_models(args, models, x, timer, train=False)
@@ -473,6 +496,12 @@ def table(report: dict[str, Any]) -> str:
         q = f'{quartiles[0]:.3f}-{quartiles[1]:.3f}' if quartiles else ''
         lines.append(f'{name:<52} {value:7.3f} {q:>13} {t:>7}  {note}'.rstrip())
 
+    if 'call_cost' in report:
+        r, t = report['call_cost'], report['call_cost']['times_s']
+        lines.append(f"{'shift call: fixed cost over its kernel ' + r['shape']:<52} "
+                     f"{r['over_kernel_s'] * 1e6:6.1f} us {'':>13} {'<= 5 us':>7}  "
+                     f"({r['backend']}: call {t['call'] * 1e6:.1f}, kernel "
+                     f"{t['kernel'] * 1e6:.1f}, clone {t['clone'] * 1e6:.1f} us)")
     for r in report.get('shift', []):
         t = r['times_s']
         row(f"shift fwd / clone  {r['shape']}", r['fwd_ratio'], TARGETS['shift_fwd / clone'],

@@ -261,6 +261,11 @@ def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
         RuntimeError: The forced backend cannot take ``x`` (the message says why).
     """
     forced = forced_backend()
+    if (net is None and not in_place and forced == 'auto' and x.is_cpu
+            and not torch.compiler.is_compiling() and not torch._C._is_tracing()
+            and not torch.compiler.is_exporting() and not functorch_active()
+            and not native.reasons(x, False)):
+        return NATIVE_COPY  # the plain op on the CPU: the one answer, without the walk below
     if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_exporting():
         if forced not in ('auto', 'functional'):
             raise RuntimeError(f'shift backend {forced!r} (forced) cannot be traced: '
@@ -307,6 +312,10 @@ def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
     if compiling and name == 'functional':
         why = 'compiling: a pointwise gather that inductor fuses with its neighbours'
     return Plan(name, strategy, why, passed_over)
+
+
+NATIVE_COPY = Plan('native', 'copy', 'the caller does not allow shifting its input in place',
+                    ('triton',))
 
 
 def in_place_backend(x: torch.Tensor) -> ModuleType | None:

@@ -52,6 +52,7 @@ DEFAULT_TIMEOUT_S = 300.0
 _UNSET: Any = object()
 _kernels: Any = _UNSET  # torch.ops.tsmnet once built, None where they cannot be
 _why_not = ''
+_ops: tuple[Any, ...] = ()  # shift_copy, shift_, unshift_ as overloads (no overload lookup)
 _thread_lock = threading.Lock()
 
 
@@ -82,9 +83,9 @@ def loaded() -> bool:
 def reasons(x: torch.Tensor, in_place: bool) -> list[str]:
     """Why the kernels cannot take ``x``. ``x`` is looked at first, so a program that never
     shifts a CPU tensor never builds them."""
-    if (x.is_cpu and x.layout == torch.strided and x.numel() > 0
+    if (_ops and x.is_cpu and x.layout == torch.strided and x.numel() > 0
             and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
-            and not is_lazy_view(x) and _kernels is not None and _kernels is not _UNSET):
+            and not is_lazy_view(x)):
         return []  # the common case first: this runs for every shift
     why = []
     if x.device.type != 'cpu':
@@ -102,21 +103,21 @@ def reasons(x: torch.Tensor, in_place: bool) -> list[str]:
 
 def copy(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
     """The shift of ``x`` into a new tensor of its memory format (one pass)."""
-    return _kernels.shift_copy(x, *library.op_args(spec))
+    return _ops[0](x, *spec.op_args)  # type: ignore[attr-defined]
 
 
 def shift_(x: torch.Tensor, spec: ShiftSpec, keep: bool) -> Callable[[], None]:
     """Shift ``x`` in place (only the folds move); return what undoes it (``keep``). Both
     bump ``x``'s version counter, as PyTorch's in-place ops do (the C++ ops alone do not:
     they have no autograd kernel)."""
-    args = library.op_args(spec)
-    edges = _kernels.shift_(x, *args, keep)
+    args = spec.op_args  # type: ignore[attr-defined]
+    edges = _ops[1](x, *args, keep)
     _bump(x)
     if not keep:
         return _keep_nothing
 
     def undo() -> None:
-        _kernels.unshift_(x, *args, edges)
+        _ops[2](x, *args, edges)
         _bump(x)
     return undo
 
@@ -187,7 +188,7 @@ def _timeout_s() -> float:
 
 
 def _build() -> None:
-    global _kernels, _why_not
+    global _kernels, _why_not, _ops
     with _thread_lock:
         if _kernels is not _UNSET:
             return
@@ -217,6 +218,7 @@ def _build() -> None:
             ops = torch.ops.tsmnet
             ops.shift_copy  # noqa: B018  (raises if the library did not register)
             _register_fakes()
+            _ops = (ops.shift_copy.default, ops.shift_.default, ops.unshift_.default)
             _kernels = ops
         except Exception as err:  # a failed build, a read-only or full cache: fall back
             _fail(f'{type(err).__name__}: {err}'.strip())

@@ -12,11 +12,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .autograd import shift_copy
-from .dispatch import BACKENDS, choose
+from . import native
+from .autograd import ShiftFunction, shift_copy
+from .dispatch import NATIVE_COPY, BACKENDS, choose
 from .fused import shift_conv2d
 from .in_place import shifted_in_place
-from .spec import ShiftMode, spec_for
+from .spec import ShiftMode, ShiftSpec, spec_for
 
 
 def temporal_shift(
@@ -44,8 +45,26 @@ def temporal_shift(
     Returns:
         The shifted frames, ``[N * T, C, H, W]``, a new tensor.
     """
-    spec = spec_for(x, num_segments, shift_div, mode)
-    return shift_copy(x, spec, choose(x, spec))
+    key = (num_segments, shift_div, mode, x.shape) if (
+        type(x) is torch.Tensor and type(num_segments) is int and type(shift_div) is int
+    ) else None
+    spec = _checked.get(key)
+    if spec is None:  # checked once per signature: the checks stay out of the hot path
+        spec = spec_for(x, num_segments, shift_div, mode)
+        if key is not None and not torch.compiler.is_compiling():
+            if len(_checked) >= 1024:
+                _checked.clear()
+            _checked[key] = spec
+    plan = choose(x, spec)
+    if plan is NATIVE_COPY:  # the common eager case, without shift_copy's questions
+        if x.requires_grad and torch.is_grad_enabled():
+            return ShiftFunction.apply(x, spec, native)
+        return native.copy(x, spec)
+    return shift_copy(x, spec, plan)
+
+
+# (num_segments, shift_div, mode, x.shape) -> the checked spec, for plain tensors in eager
+_checked: dict[tuple, ShiftSpec] = {}
 
 
 def shift_then(net: nn.Module, x: torch.Tensor, num_segments: int, shift_div: int = 8,

@@ -58,6 +58,9 @@ class ShiftSpec:
         if self.num_segments < 1 or self.fold < 1:
             raise ValueError(f'num_segments and fold must be >= 1, got {self.num_segments} '
                              f'and {self.fold}')
+        # the (t, fold, dirs) arguments of the registered ops, made once (the ops never
+        # modify the list); not a field: equality and hashing stay those of the three above
+        object.__setattr__(self, 'op_args', (self.num_segments, self.fold, list(self.dirs)))
 
     @staticmethod
     @cached_when_eager  # one spec per site: the same few every forward
