@@ -14,7 +14,7 @@ from torch import nn
 
 from . import native
 from .autograd import ShiftFunction, shift_copy
-from .dispatch import NATIVE_COPY, BACKENDS, choose
+from .dispatch import BACKENDS, NATIVE_COPY, choose
 from .fused import shift_conv2d
 from .in_place import shifted_in_place
 from .spec import ShiftMode, ShiftSpec, spec_for
