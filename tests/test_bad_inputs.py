@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from tsmnet import NL3DWrapper, ResNetTSM, TemporalPool, TemporalShift, temporal_shift
-from tsmnet.checkpoint import CheckpointMismatchError
+from tsmnet.weights.checkpoint import CheckpointMismatchError
 
 T = 4
 

@@ -1,5 +1,10 @@
-"""Dependencies run one way (commands -> library; models -> checkpoint loading -> key mapping),
-with no import inside a function to dodge a cycle, and one table of architectures."""
+"""Dependencies run one way, with no import inside a function to dodge a cycle, and one table
+of architectures.
+
+commands -> everything; export, stream -> models -> weights -> weights.keymap; video is a leaf
+(no tsmnet import); everything -> shift, and shift imports nothing of tsmnet's outside itself.
+The rules are per package, so a new file in a package is checked without being listed here.
+"""
 
 from __future__ import annotations
 
@@ -13,47 +18,121 @@ from tsmnet.archs import RESNET_ARCHS, RESNET_DEPTHS, depth_of, resnet_arch
 from tsmnet.cli import build_parser
 
 SRC = Path(tsmnet.__file__).parent
-# module -> the tsmnet modules it must not import (directly)
-LAYERS = {
-    'archs.py': {'models', 'checkpoint', 'keymap', 'conversion', 'commands'},
-    'keymap/common.py': {'models', 'checkpoint', 'conversion', 'commands'},
-    'keymap/resnet.py': {'models', 'checkpoint', 'conversion', 'commands'},
-    'checkpoint.py': {'models', 'conversion', 'commands'},
-    'models/resnet.py': {'conversion', 'commands'},
-    'models/resnet_tsm.py': {'conversion', 'commands'},
-    'conversion.py': {'commands'},
-    'fileio.py': {'models', 'checkpoint', 'keymap', 'conversion', 'commands'},
-    'mmaction_compat.py': {'models', 'checkpoint', 'keymap', 'conversion', 'commands'},
+EVERYTHING = {'__main__', '_version', 'archs', 'cli', 'commands', 'demo', 'engine', 'export',
+              'fileio', 'fuse', 'layers', 'mmaction_compat', 'models', 'registry', 'shift',
+              'stream', 'video', 'weights', ''}  # '' is the package itself: ``import tsmnet``
+BELOW_MODELS = {'_version', 'archs', 'fileio', 'layers', 'shift', 'weights'}
+# unit (a package or module, dotted under tsmnet; the longest one that holds a file is its
+# unit) -> the units its files may import (a prefix allows everything under it), and those
+# excepted from that
+RULES: dict[str, tuple[set[str], set[str]]] = {
+    '': (EVERYTHING - {'__main__', 'cli', 'commands', 'demo', 'export'}, set()),
+    '__main__': ({'cli'}, set()),
+    'cli': ({'commands'}, set()),
+    'commands': (EVERYTHING - {'__main__', 'cli'}, set()),
+    'demo': (EVERYTHING - {'__main__', 'cli', 'commands', 'export'}, set()),
+    'export': (EVERYTHING - {'__main__', 'cli', 'commands', 'demo'}, set()),
+    'stream': (BELOW_MODELS | {'models'}, {'weights.conversion'}),
+    'registry': (BELOW_MODELS | {'models'}, {'weights.conversion'}),
+    'engine': ({'registry'}, set()),
+    'models': (BELOW_MODELS | {'models'}, {'weights.conversion'}),
+    'fuse': ({'layers', 'shift'}, set()),
+    'layers': ({'shift'}, set()),
+    # weights: loading, safe unpickling, named weights; the conversion behind ``tsmnet
+    # convert`` checks a converted file against the model it is for, so it alone sits above
+    # models (nothing below commands imports it)
+    'weights': ({'_version', 'archs', 'fileio', 'shift', 'video', 'weights'},
+                {'weights.conversion'}),
+    'weights.conversion': ({'_version', 'archs', 'fileio', 'models', 'shift', 'weights'}, set()),
+    'weights.keymap': ({'archs', 'shift', 'weights.keymap'}, set()),
+    'shift': ({'shift'}, set()),
+    'video': ({'video'}, set()),
+    'archs': (set(), set()),
+    'fileio': (set(), set()),
+    'mmaction_compat': (set(), set()),
+    '_version': (set(), set()),
 }
+LAZY_IMPORTS = ('commands',)  # subcommands import the library when they run (a fast --help)
+FILES = sorted(p.relative_to(SRC).as_posix() for p in SRC.rglob('*.py'))
+
+
+def _dotted(path: str) -> str:
+    """``weights/keymap/resnet.py`` -> ``weights.keymap.resnet``; ``__init__.py`` -> ``''``."""
+    parts = path[:-len('.py')].split('/')
+    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def _unit(path: str) -> str:
+    name = _dotted(path)
+    return max((u for u in RULES if name == u or name.startswith(f'{u}.')), key=len, default='')
 
 
 def _tsmnet_imports(path: Path) -> tuple[set[str], list[str]]:
-    """The tsmnet modules ``path`` imports, and those it imports inside a function."""
+    """The tsmnet modules ``path`` imports (dotted under tsmnet), and those it imports inside a
+    function."""
     tree = ast.parse(path.read_text())
     package = path.relative_to(SRC).parent.parts
-    top: set[str] = set()
+    found: set[str] = set()
     nested: list[str] = []
     for node in ast.walk(tree):
-        if not isinstance(node, ast.ImportFrom):
-            continue
-        if node.level:
-            base = list(package[:len(package) - node.level + 1])
-            name = '.'.join(base + ([node.module] if node.module else []))
-        elif node.module and node.module.split('.')[0] == 'tsmnet':
-            name = node.module.partition('.')[2]
+        if isinstance(node, ast.Import):
+            names = [a.name.partition('.')[2] for a in node.names
+                     if a.name.split('.')[0] == 'tsmnet']
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            base = '.'.join(list(package[:len(package) - node.level + 1])
+                            + ([node.module] if node.module else []))
+            names = [base] if node.module else \
+                [f'{base}.{a.name}'.lstrip('.') for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and \
+                node.module.split('.')[0] == 'tsmnet':
+            names = [node.module.partition('.')[2]]
+            if not names[0]:  # from tsmnet import X: X may be a module (shift) or a name
+                names = [a.name if a.name in EVERYTHING else '' for a in node.names]
         else:
             continue
-        top.add(name.split('.')[0] if name else '')
+        found.update(names)
         if node.col_offset > 0:
-            nested.append(f'{path.name}:{node.lineno} imports {name or "tsmnet"}')
-    return top, nested
+            nested += [f'{path.name}:{node.lineno} imports {n or "tsmnet"}' for n in names]
+    return found, nested
 
 
-@pytest.mark.parametrize('module', sorted(LAYERS))
-def test_imports_run_one_way(module: str) -> None:
-    imported, nested = _tsmnet_imports(SRC / module)
-    assert not imported & LAYERS[module], f'{module} imports {imported & LAYERS[module]}'
-    assert not nested, nested  # no import inside a function to dodge a cycle
+def _allowed(name: str, may: set[str], may_not: set[str]) -> bool:
+    def under(units: set[str]) -> bool:
+        return any(name == u or (u and name.startswith(f'{u}.')) or (u == '' and name == '')
+                   for u in units)
+    return under(may) and not under(may_not)
+
+
+@pytest.mark.parametrize('path', FILES)
+def test_imports_run_one_way(path: str) -> None:
+    unit = _unit(path)
+    may, may_not = RULES[unit]
+    imported, nested = _tsmnet_imports(SRC / path)
+    own = _dotted(path)
+    wrong = {n for n in imported if n != own and not _allowed(n, may | {unit}, may_not)}
+    assert not wrong, f'{path} ({unit or "tsmnet"}) imports {sorted(wrong)}'
+    if not unit.startswith(LAZY_IMPORTS):
+        assert not nested, nested  # no import inside a function to dodge a cycle
+
+
+def test_every_top_level_unit_has_a_rule() -> None:
+    for path in FILES:
+        top = path.split('/')[0].removesuffix('.py')
+        assert (top if '/' in path or top != '__init__' else '') in RULES, path
+
+
+def test_the_rules_catch_a_wrong_import() -> None:
+    """The checker itself: a keymap that imports a model is refused."""
+    may, may_not = RULES[_unit('weights/keymap/new.py')]
+    assert not _allowed('models.resnet', may, may_not)
+    assert not _allowed('weights.checkpoint', may, may_not)
+    assert _allowed('weights.keymap.common', may, may_not)
+    may, may_not = RULES[_unit('models/new.py')]
+    assert not _allowed('weights.conversion', may, may_not)
+    assert not _allowed('export.onnx', may, may_not) and not _allowed('stream', may, may_not)
+    assert _allowed('weights.checkpoint', may, may_not)
+    assert not _allowed('models', *RULES[_unit('weights/zoo.py')])
+    assert not _allowed('archs', *RULES[_unit('video/decode.py')])
 
 
 def test_one_table_of_architectures() -> None:

@@ -1,8 +1,10 @@
-"""The README and docs/: every relative link resolves (files and #anchors), the README's Python
-code runs, and the README stays short with the block that .ci/run reads."""
+"""The README and docs/: every relative link resolves (files and #anchors), every path and module
+they name exists, the README's Python code runs, and the README stays short with the block that
+.ci/run reads."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -13,6 +15,13 @@ README = ROOT / 'README.md'
 PAGES = [README, *sorted((ROOT / 'docs').glob('*.md'))]
 LINK = re.compile(r'!?\[[^\]]*\]\(([^)\s]+)\)')
 FENCE = re.compile(r'^```(\w*)\n(.*?)^```$', re.S | re.M)
+# a repository path (``src/tsmnet/shift/op.py``, ``tests/weights/``, ``benchmarks/*.py``), not
+# the tail of a longer one (``csrc/shift.cpp``)
+REPO_PATH = re.compile(r'(?<![\w./-])((?:src|tests|benchmarks)/[\w./*-]*)')
+# a dotted tsmnet module path (``tsmnet.weights.keymap``, ``tsmnet.shift.explain``); names
+# starting with a capital are registry types (``type='tsmnet.ResNetTSM'``), not modules
+MODULE_PATH = re.compile(r'(?<![\w./:-])tsmnet((?:\.[a-z_]\w*)(?:\.\w+)*)')
+NOT_MODULES = {'tsmnet.flock'}  # the lock file of the native build (docs/shift_engine.md)
 
 
 def _slug(heading: str) -> str:
@@ -41,6 +50,38 @@ def test_relative_links_resolve(page: Path) -> None:
         assert target.exists(), f'{page.name}: {link} -> {target} does not exist'
         if anchor and target.suffix == '.md':
             assert anchor in _anchors(target), f'{page.name}: no heading #{anchor} in {path}'
+
+
+@pytest.mark.parametrize('page', PAGES, ids=[p.name for p in PAGES])
+def test_named_paths_exist(page: Path) -> None:
+    for path in REPO_PATH.findall(page.read_text()):
+        path = path.rstrip('.')
+        found = list(ROOT.glob(path)) if '*' in path else [ROOT / path]
+        assert found and all(p.exists() for p in found), f'{page.name}: {path} does not exist'
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``tsmnet.a.b.c`` is a module, or attributes of the longest module prefix."""
+    parts = dotted.split('.')
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module('.'.join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(obj, name):
+                return False
+            obj = getattr(obj, name)
+        return True
+    return False
+
+
+@pytest.mark.parametrize('page', PAGES, ids=[p.name for p in PAGES])
+def test_named_modules_exist(page: Path) -> None:
+    for tail in MODULE_PATH.findall(page.read_text()):
+        dotted = 'tsmnet' + tail
+        if dotted not in NOT_MODULES:
+            assert _resolves(dotted), f'{page.name}: {dotted} does not exist'
 
 
 def test_every_docs_page_is_linked_from_the_readme() -> None:

@@ -8,7 +8,7 @@ from parity import randomize
 from torch import nn
 
 from tsmnet import NL3DWrapper, ResNetTSM, TemporalPool, TemporalShift
-from tsmnet.resnet import BasicBlock, Bottleneck
+from tsmnet.models.resnet import BasicBlock, Bottleneck
 
 
 def test_temporal_shift_module_matches_mmaction(mmaction_tsm, mmaction_models):

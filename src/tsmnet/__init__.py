@@ -1,14 +1,19 @@
 """tsmnet: the Temporal Shift Module backbone, drop-in compatible with MMAction2's ResNetTSM."""
 
-from . import registry, shift  # noqa: F401  (MMEngine registries; the shift op family)
+# MMEngine registries; the shift op family; the weights package (called: the zoo's lookup)
+from . import registry, shift, weights  # noqa: F401
 from ._version import __version__  # noqa: F401
 from .fuse import fuse_conv_bn
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .models import MobileNetV2, MobileNetV2TSM, ResNet, ResNetTSM
-from .safe_globals import register_safe_globals  # noqa: F401  (on import: Runner ckpts load)
+from .models.factory import create_model, list_models
+from .models.head import TSMHead
+from .models.recognizer import Recognizer
 from .shift import temporal_shift, temporal_shift_reference
 from .stream import TSMStream
+from .weights.safe_globals import register_safe_globals  # noqa: F401  (on import: Runner ckpts load)
 
-__all__ = ['MobileNetV2', 'MobileNetV2TSM', 'NL3DWrapper', 'ResNet', 'ResNetTSM', 'TSMStream',
-           'TemporalPool', 'TemporalShift', 'fuse_conv_bn', 'shift', 'temporal_shift',
-           'temporal_shift_reference']
+__all__ = ['MobileNetV2', 'MobileNetV2TSM', 'NL3DWrapper', 'Recognizer', 'ResNet', 'ResNetTSM',
+           'TSMHead', 'TSMStream', 'TemporalPool', 'TemporalShift', 'create_model',
+           'fuse_conv_bn', 'list_models', 'shift', 'temporal_shift', 'temporal_shift_reference',
+           'weights']

@@ -10,7 +10,7 @@ applies it.
 
 :func:`run_mmaction_tool` runs the ``tools/train.py`` or ``tools/test.py`` that ship in the
 wheel (``mmaction/.mim/tools``) in this process, with tsmnet imported (so ``type='ResNetTSM'``,
-``runner_type='tsmnet.Runner'`` and the checkpoint allow-list of :mod:`tsmnet.safe_globals`
+``runner_type='tsmnet.Runner'`` and the checkpoint allow-list of :mod:`tsmnet.weights.safe_globals`
 work) and the stand-in applied: this is ``tsmnet train`` and ``tsmnet test``.
 
 This module imports nothing of tsmnet, so that a test of import orders can load it by its

@@ -1,4 +1,4 @@
-"""Converting checkpoint files (tsmnet.conversion) and the ``tsmnet convert`` command, per
+"""Converting checkpoint files (tsmnet.weights.conversion) and the ``tsmnet convert`` command, per
 source layout: the result loads into tsmnet and MMAction2 alike."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from state_dicts import NL_CFG, NL_R50, original_tsm_checkpoint, random_state_di
 from torch import nn
 
 from tsmnet import ResNetTSM
-from tsmnet.checkpoint import load_pretrained, read_checkpoint
 from tsmnet.cli import main
-from tsmnet.convert import (
+from tsmnet.weights.checkpoint import load_pretrained, read_checkpoint
+from tsmnet.weights.conversion import (
     convert_checkpoint,
 )
 

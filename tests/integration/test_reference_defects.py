@@ -13,8 +13,8 @@ from parity import randomize
 
 import tsmnet
 from tsmnet import NL3DWrapper, ResNetTSM, TemporalPool, TemporalShift, temporal_shift
-from tsmnet.checkpoint import CheckpointMismatchError
 from tsmnet.shift import temporal_shift_reference
+from tsmnet.weights.checkpoint import CheckpointMismatchError
 
 NL_CFG = dict(sub_sample=True, use_scale=False, mode='embedded_gaussian')
 
@@ -95,7 +95,7 @@ def test_6_pretrained2d_without_checkpoint_initialises_from_scratch(mmaction_mod
 
 def _torchvision_state_dict(depth: int) -> dict[str, torch.Tensor]:
     """A torchvision-keyed state dict built from a plain tsmnet ResNet's own shapes."""
-    from tsmnet.resnet import ResNet
+    from tsmnet.models.resnet import ResNet
 
     plain = ResNet(depth)
     out = {}

@@ -12,7 +12,7 @@ from torch.autograd import gradcheck, gradgradcheck
 from torch.func import functional_call
 
 from tsmnet import NL3DWrapper, ResNetTSM, TemporalPool, temporal_shift
-from tsmnet.resnet import BasicBlock
+from tsmnet.models.resnet import BasicBlock
 
 MODES = ['bidirectional', 'causal']
 

@@ -19,9 +19,14 @@ from __future__ import annotations
 import argparse
 
 from ..archs import RESNET_DEPTHS
-from ..conversion import MOBILENET_V2_FORMATS, Conversion, convert_checkpoint, save_conversion
-from ..keymap import SOURCE_FORMATS
 from ..models.resnet_tsm import SHIFT_PLACES
+from ..weights.conversion import (
+    MOBILENET_V2_FORMATS,
+    Conversion,
+    convert_checkpoint,
+    save_conversion,
+)
+from ..weights.keymap import SOURCE_FORMATS
 from .errors import CommandError
 
 __all__ = ['Conversion', 'add_parser', 'convert_checkpoint', 'run', 'save_conversion']

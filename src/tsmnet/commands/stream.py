@@ -156,7 +156,7 @@ def to_tensor(frame: np.ndarray, size: int):
 
 def _load(model: Any, path: str) -> Any:
     """Load ``path`` into ``model``; return the classifier ``(weight, bias)`` or None."""
-    from tsmnet.checkpoint import load_state_dict_checked, read_state_dict
+    from tsmnet.weights.checkpoint import load_state_dict_checked, read_state_dict
 
     state_dict = read_state_dict(path)
     if any(k.startswith('backbone.') for k in state_dict):

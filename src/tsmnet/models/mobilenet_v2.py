@@ -19,7 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils import checkpoint as cp
 
 from ..archs import MOBILENET_V2_STAGES
-from ..checkpoint import load_pretrained
+from ..weights.checkpoint import load_pretrained
 from .frames import check_frames_input
 
 #: Per stage: expand ratio, output channels (at width 1.0), blocks, stride of the first block.
@@ -211,7 +211,7 @@ class MobileNetV2(BaseModule):
 
     def plain_2d_keys(self) -> set[str]:
         """State-dict keys of the plain 2D MobileNetV2 of this width: the keys a 2D
-        (ImageNet) checkpoint can fill (see :func:`tsmnet.checkpoint.match_state_dict`)."""
+        (ImageNet) checkpoint can fill (see :func:`tsmnet.weights.checkpoint.match_state_dict`)."""
         plain = MobileNetV2(widen_factor=self.widen_factor, out_indices=self.out_indices,
                             conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
                             act_cfg=self.act_cfg)

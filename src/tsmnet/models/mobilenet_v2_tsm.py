@@ -13,9 +13,9 @@ from typing import Any
 
 from torch import nn
 
-from ..checkpoint import load_pretrained
 from ..layers import TemporalShift
 from ..shift import ShiftMode, check_num_segments, check_shift_div, check_shift_mode
+from ..weights.checkpoint import load_pretrained
 from .mobilenet_v2 import InvertedResidual, MobileNetV2
 
 

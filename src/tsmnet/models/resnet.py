@@ -20,7 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils import checkpoint as cp
 
 from ..archs import RESNET_ARCHS
-from ..checkpoint import load_pretrained
+from ..weights.checkpoint import load_pretrained
 
 Style = Literal['pytorch', 'caffe']
 STYLES: tuple[str, ...] = ('pytorch', 'caffe')

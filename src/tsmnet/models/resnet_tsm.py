@@ -15,9 +15,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..checkpoint import load_pretrained
 from ..layers import NL3DWrapper, TemporalPool, TemporalShift
 from ..shift import ShiftMode, check_num_segments, check_shift_div, check_shift_mode
+from ..weights.checkpoint import load_pretrained
 from .frames import check_frames_input
 from .resnet import ResNet
 

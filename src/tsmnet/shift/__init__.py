@@ -7,7 +7,8 @@
   or ``triton`` (or ``auto``); :func:`backend_status` and :func:`explain` say what is
   available and what a call would run, and why.
 
-See ``docs/shift_engine.md``.
+Owns the op family; it imports nothing of tsmnet's outside itself, so everything may import
+it. See ``docs/shift_engine.md``.
 """
 
 from . import functional, native, torch_ops, triton_kernels  # noqa: F401  (the backends)

@@ -12,8 +12,8 @@ import torch
 from parity import randomize
 
 from tsmnet import MobileNetV2, MobileNetV2TSM
-from tsmnet.checkpoint import CheckpointMismatchError, load_pretrained
-from tsmnet.keymap import mobilenet_v2 as keymap
+from tsmnet.weights.checkpoint import CheckpointMismatchError, load_pretrained
+from tsmnet.weights.keymap import mobilenet_v2 as keymap
 
 BN = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
 # features.{i}, i = 1..17 -> (stage, block) of MMAction2's MobileNetV2

@@ -1,5 +1,5 @@
-"""The pure key mappings of ResNet checkpoint layouts (tsmnet.keymap.resnet, also importable as
-tsmnet.convert): torchvision, timm, the original TSM release and MMAction2, key by key."""
+"""The pure key mappings of ResNet checkpoint layouts (tsmnet.weights.keymap.resnet):
+torchvision, timm, the original TSM release and MMAction2, key by key."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import torch
 from state_dicts import NL_CFG, NL_R50
 from torch import nn
 
-import tsmnet.conversion
-import tsmnet.keymap
 from tsmnet import ResNetTSM
-from tsmnet.keymap import (
+from tsmnet.weights.keymap import (
     detect_format,
     fill_num_batches_tracked,
     fold_conv_bias_into_bn,
@@ -162,11 +160,3 @@ def test_fill_num_batches_tracked_reports_what_it_filled():
         assert not any(k.endswith('num_batches_tracked') for k in
                        convert({'module.base_model.bn1.running_mean': t,
                                 'bn1.running_mean': t}, fill_tracked=False))
-
-
-def test_old_import_path_is_the_same_objects():
-    import tsmnet.convert as old
-
-    for name in tsmnet.keymap.__all__:
-        assert getattr(old, name) is getattr(tsmnet.keymap, name), name
-    assert old.convert_checkpoint is tsmnet.conversion.convert_checkpoint

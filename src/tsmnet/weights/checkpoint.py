@@ -120,7 +120,7 @@ def read_checkpoint(source: str | Path) -> Any:
     """Read a whole checkpoint file safely.
 
     ``.pth``/``.pt`` files (zip or legacy) are read with ``torch.load(weights_only=True)``
-    and the allow-list of :mod:`tsmnet.safe_globals` (MMEngine runner checkpoints);
+    and the allow-list of :mod:`tsmnet.weights.safe_globals` (MMEngine runner checkpoints);
     ``.safetensors`` files with the ``safetensors`` package. A URL goes through MMEngine's
     ``CheckpointLoader``.
 
@@ -327,7 +327,7 @@ def to_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
 def _mobilenet_v2_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
                                 report: LoadReport, layout: str) -> tuple[StateDict, bool]:
     """:func:`to_backbone_keys` for a MobileNetV2 file of ``layout``
-    (:func:`tsmnet.keymap.mobilenet_v2.detect_layout`)."""
+    (:func:`tsmnet.weights.keymap.mobilenet_v2.detect_layout`)."""
     keymap = mobilenet_v2_keymap
     report.source_format = f'MobileNetV2 {layout}'
     if layout == 'torchvision':
@@ -352,13 +352,13 @@ def load_pretrained(model: nn.Module, source: str | Path, *, torchvision: bool,
                     strict: bool = True) -> LoadReport:
     """Load a checkpoint file into a tsmnet ResNet(TSM) or MobileNetV2(TSM).
 
-    The layout is read off the keys (:func:`tsmnet.convert.detect_format`): a torchvision or
+    The layout is read off the keys (:func:`tsmnet.weights.keymap.detect_format`): a torchvision or
     timm ImageNet ResNet (converted, classifier dropped, wrapper segments added, the stem
     conv inflated when ``in_channels != 3``), an original TSM release checkpoint
     (converted), an MMAction2 recognizer checkpoint (its ``backbone.`` keys; the head is
     skipped and reported) or bare tsmnet backbone keys. A MobileNetV2(TSM) reads
     torchvision's, MMPretrain's, the TSM online demo's and MMAction2's MobileNetV2 layouts
-    (:mod:`tsmnet.keymap.mobilenet_v2`).
+    (:mod:`tsmnet.weights.keymap.mobilenet_v2`).
 
     Args:
         model: The backbone.

@@ -1,4 +1,5 @@
-"""Reading checkpoints safely and loading them strictly (tsmnet.checkpoint, tsmnet.safe_globals).
+"""Reading checkpoints safely and loading them strictly (tsmnet.weights.checkpoint,
+tsmnet.weights.safe_globals).
 
 Every file here is built by the test in the exact layout of its source: torchvision keys and
 shapes from the reference listing (torchvision 0.29.1), MMEngine Runner checkpoints written
@@ -27,7 +28,7 @@ from torch import nn
 
 import tsmnet
 from tsmnet import ResNet, ResNetTSM
-from tsmnet.checkpoint import (
+from tsmnet.weights.checkpoint import (
     CheckpointMismatchError,
     LoadReport,
     UnsafeCheckpointError,
@@ -35,12 +36,13 @@ from tsmnet.checkpoint import (
     read_checkpoint,
     read_state_dict,
 )
-from tsmnet.safe_globals import restricted_getattr, safe_globals
+from tsmnet.weights.safe_globals import restricted_getattr, safe_globals
 
 # torchvision 0.29.1's real keys and shapes (../shared/reference), kept compressed beside
 # the tests so that they run from any checkout
-REFERENCE = Path(__file__).parent / 'data' / 'torchvision_resnet_state_dict_shapes.json.gz'
-SHARED_REFERENCE = Path(__file__).resolve().parents[2] / 'shared' / 'reference' / \
+TESTS = Path(__file__).resolve().parents[1]
+REFERENCE = TESTS / 'data' / 'torchvision_resnet_state_dict_shapes.json.gz'
+SHARED_REFERENCE = TESTS.parents[1] / 'shared' / 'reference' / \
     'torchvision_resnet_state_dict_shapes.json'
 NL_CFG = dict(sub_sample=True, use_scale=False, norm_cfg=dict(type='BN3d', requires_grad=True),
               mode='embedded_gaussian')
@@ -65,7 +67,7 @@ def torchvision_state_dict(shapes: dict[str, list[int]]) -> dict[str, torch.Tens
 
 
 def torchvision_name(model_key: str) -> str:
-    """The torchvision name of a tsmnet key, written independently of tsmnet.convert."""
+    """The torchvision name of a tsmnet key, written independently of tsmnet.weights.keymap."""
     parts = [p for p in model_key.split('.') if p not in ('net', 'block')]
     key = '.'.join(parts)
     key = re.sub(r'^conv1\.conv\.', 'conv1.', key)

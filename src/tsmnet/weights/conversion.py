@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._version import __version__
-from .archs import RESNET_DEPTHS
+from .._version import __version__
+from ..archs import RESNET_DEPTHS
+from ..fileio import save_torch
+from ..models import MobileNetV2TSM, ResNetTSM
+from ..models.mobilenet_v2 import widen_factor_for
 from .checkpoint import (
     LoadReport,
     match_state_dict,
@@ -26,7 +29,6 @@ from .checkpoint import (
     to_backbone_keys,
     wrap_names_of,
 )
-from .fileio import save_torch
 from .keymap import (
     BACKBONE_PREFIX,
     CONV1_KEY,
@@ -41,8 +43,6 @@ from .keymap import (
     wrap_state_dict,
 )
 from .keymap import mobilenet_v2 as mobilenet_v2_keymap
-from .models import MobileNetV2TSM, ResNetTSM
-from .models.mobilenet_v2 import widen_factor_for
 
 __all__ = ['MOBILENET_V2_FORMATS', 'NON_LOCAL_CFG', 'Conversion', 'MobileNetV2Conversion',
            'convert_checkpoint', 'convert_mobilenet_v2', 'save_conversion']
@@ -136,7 +136,8 @@ def convert_checkpoint(src: str | Path, source_format: str, *, depth: int | None
         The converted keys and their account; see :attr:`Conversion.complete`.
 
     Raises:
-        FileNotFoundError, UnsafeCheckpointError: See :func:`tsmnet.checkpoint.read_checkpoint`.
+        FileNotFoundError, UnsafeCheckpointError: See
+            :func:`tsmnet.weights.checkpoint.read_checkpoint`.
         ValueError: Unknown format, or a file of another layout or architecture.
     """
     formats = SOURCE_FORMATS + MOBILENET_V2_FORMATS
@@ -201,7 +202,7 @@ def convert_checkpoint(src: str | Path, source_format: str, *, depth: int | None
 
 #: Layouts ``--from`` names for MobileNetV2 files beyond the ResNet ones.
 MOBILENET_V2_FORMATS: tuple[str, ...] = ('mmpretrain',)
-# source format -> the layouts of tsmnet.keymap.mobilenet_v2.detect_layout it accepts
+# source format -> the layouts of tsmnet.weights.keymap.mobilenet_v2.detect_layout it accepts
 _MOBILENET_V2_LAYOUTS: dict[str, tuple[str, ...]] = {
     'torchvision': ('torchvision',), 'mmpretrain': ('mmpretrain', 'tsmnet'),
     'tsm': ('tsm-online',), 'mmaction': ('mmaction',), 'timm': ()}

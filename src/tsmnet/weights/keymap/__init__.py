@@ -1,8 +1,9 @@
 """Pure key mappings: checkpoint layouts of other projects -> tsmnet / MMAction2 keys.
 
-One module per backbone family (:mod:`tsmnet.keymap.resnet`), plus what they share
-(:mod:`tsmnet.keymap.common`). Nothing here reads a file or imports a model, so checkpoint
-loading (:mod:`tsmnet.checkpoint`) builds on it and the models build on checkpoint loading.
+One module per backbone family (:mod:`tsmnet.weights.keymap.resnet`), plus what they share
+(:mod:`tsmnet.weights.keymap.common`). Nothing here reads a file or imports a model (it may
+import archs only), so checkpoint loading (:mod:`tsmnet.weights.checkpoint`) builds on it and
+the models build on checkpoint loading.
 """
 
 from .common import (

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import torch
 
-from ..archs import depth_of
+from ...archs import depth_of
 from .common import (
     MODULE_PREFIX,
     StateDict,

@@ -1,0 +1,222 @@
+"""Recognizer: a TSM backbone and its head, with MMAction2's ``Recognizer2D`` state dict.
+
+A released MMAction2 TSM checkpoint (``backbone.*``, ``cls_head.fc_cls.*``) loads into it
+strictly and safely (``weights_only=True``), with no key conversion; ``forward`` takes
+normalised clips and averages the views of a video as MMAction2's test step does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from mmengine.logging import MMLogger
+from torch import nn
+
+from ..weights.checkpoint import LoadReport, load_state_dict_checked, read_checkpoint
+from .head import TSMHead
+
+__all__ = ['Recognizer']
+
+
+def _checkpoint_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
+    """The state dict of a whole MMAction2 checkpoint (``meta`` + ``state_dict``) or of a bare
+    state dict; no key is converted."""
+    if isinstance(obj, Mapping) and isinstance(obj.get('state_dict'), Mapping):
+        obj = obj['state_dict']
+    if not isinstance(obj, Mapping) or not obj or \
+            not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f'checkpoint {source} holds no state dict of tensors')
+    return dict(obj)
+
+
+@contextlib.contextmanager
+def _quiet_init_info() -> Iterator[None]:
+    """Without a log file, MMEngine's ``BaseModule.init_weights`` logs how every parameter
+    was initialised (hundreds of INFO lines); keep warnings only meanwhile."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class Recognizer(nn.Module):
+    """A TSM video classifier: ``backbone`` per frame, then ``cls_head`` per clip.
+
+    Its ``state_dict()`` keys and shapes are those of MMAction2 1.2.0's ``Recognizer2D`` with
+    the same backbone and head (``backbone.*``, ``cls_head.fc_cls.weight``/``bias``; the data
+    preprocessor's mean and std are not part of it: inputs come normalised).
+
+    Args:
+        backbone: A TSM backbone taking ``[N * T, C, H, W]`` (:class:`tsmnet.ResNetTSM`,
+            :class:`tsmnet.MobileNetV2TSM`...) with one output stage.
+        cls_head: Its :class:`TSMHead` (same ``num_segments`` and ``temporal_pool``).
+        max_views: At most this many views (clips of ``T`` frames) go through the backbone
+            at once when ``forward`` takes ``[N, V, T, C, H, W]``, to bound memory (MMAction2's
+            ``test_cfg.max_testing_views``, counted in views); the scores are the same.
+            Defaults to None (all at once).
+
+    Raises:
+        ValueError: ``backbone`` and ``cls_head`` disagree on ``num_segments``,
+            ``temporal_pool`` or the feature channels.
+    """
+
+    def __init__(self, backbone: nn.Module, cls_head: TSMHead,
+                 max_views: int | None = None) -> None:
+        super().__init__()
+        if max_views is not None and (not isinstance(max_views, int) or
+                                      isinstance(max_views, bool) or max_views < 1):
+            raise ValueError(f'max_views must be a positive int or None, got {max_views!r}')
+        self.max_views = max_views
+        if not isinstance(cls_head, TSMHead):
+            raise TypeError(f'cls_head must be a tsmnet.TSMHead, got {type(cls_head).__name__}')
+        segments = getattr(backbone, 'num_segments', None)
+        if segments is not None and segments != cls_head.num_segments:
+            raise ValueError(f'cls_head num_segments={cls_head.num_segments} does not match the '
+                             f'backbone num_segments={segments}')
+        pool = bool(getattr(backbone, 'temporal_pool', False))
+        if pool != cls_head.temporal_pool:
+            raise ValueError(f'cls_head temporal_pool={cls_head.temporal_pool} does not match '
+                             f'the backbone temporal_pool={pool}')
+        feat_dim = getattr(backbone, 'feat_dim', None)
+        out_indices = getattr(backbone, 'out_indices', None)
+        if out_indices is not None and len(out_indices) != 1:
+            raise ValueError(f'the backbone must return one stage (out_indices of one index), '
+                             f'got out_indices={tuple(out_indices)}')
+        if isinstance(feat_dim, int) and feat_dim != cls_head.in_channels:
+            raise ValueError(f'cls_head in_channels={cls_head.in_channels} does not match the '
+                             f'backbone features ({feat_dim} channels)')
+        self.backbone = backbone
+        self.cls_head = cls_head
+
+    @property
+    def num_segments(self) -> int:
+        """Frames per clip ``T``."""
+        return self.cls_head.num_segments
+
+    @property
+    def num_classes(self) -> int:
+        return self.cls_head.num_classes
+
+    def init_weights(self) -> None:
+        """Initialise the backbone (its ``init_weights()``: ``pretrained`` or from scratch)
+        and the head."""
+        init = getattr(self.backbone, 'init_weights', None)
+        if init is not None:
+            with _quiet_init_info():
+                init()
+        self.cls_head.init_weights()
+
+    def train(self, mode: bool = True) -> Recognizer:
+        super().train(mode)
+        return self
+
+    def forward_features(self, clips: torch.Tensor) -> torch.Tensor:
+        """Backbone features of ``[N, T, C, H, W]`` clips: ``[N * T', C', H', W']``."""
+        clips = self._check_clips(clips, 5)
+        return self.backbone(clips.flatten(0, 1))
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """Class scores of clips, or of the views of videos.
+
+        Args:
+            clips: Normalised frames, ``[N, T, C, H, W]`` (``N`` clips of ``T`` frames), or
+                ``[N, V, T, C, H, W]`` (``V`` views of each of ``N`` videos: clips x crops,
+                MMAction2's ``num_clips * num_crops``).
+
+        Returns:
+            ``[N, num_classes]``. For ``[N, T, C, H, W]``: each clip's scores (logits, what
+            the loss takes; MMAction2's ``mode='tensor'``). For ``[N, V, T, C, H, W]``: the
+            views of each video averaged by ``cls_head.average_clips`` as MMAction2's
+            ``mode='predict'`` does (``'prob'``: the mean of the softmax; ``'score'``: the
+            mean of the logits; None: ``[N, V, num_classes]``, each view's logits). In eval
+            mode a video's scores do not depend on the other videos in the batch.
+
+        Raises:
+            TypeError, ValueError: ``clips`` is not a floating-point tensor of those shapes
+                with ``T = num_segments``.
+        """
+        if isinstance(clips, torch.Tensor) and clips.dim() == 6:
+            views = self._check_clips(clips, 6).flatten(0, 1)  # [N * V, T, C, H, W]
+            step = self.max_views or views.shape[0]
+            scores = torch.cat([self._scores(views[i:i + step].flatten(0, 1))
+                                for i in range(0, views.shape[0], step)])
+            return self.cls_head.average_clip(scores, clips.shape[1])
+        return self._scores(self._check_clips(clips, 5).flatten(0, 1))
+
+    def _scores(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.cls_head(self.backbone(frames))
+
+    def _check_clips(self, clips: Any, dims: int) -> torch.Tensor:
+        if not isinstance(clips, torch.Tensor):
+            raise TypeError(f'clips must be a torch.Tensor, got {type(clips).__name__}')
+        if clips.dim() != dims:
+            raise ValueError(f'clips must be [N, T, C, H, W] or [N, V, T, C, H, W] (views), got '
+                             f'shape {list(clips.shape)}')
+        if clips.shape[-4] != self.num_segments:
+            raise ValueError(f'clips must have T = num_segments = {self.num_segments} frames '
+                             f'(dim {dims - 4}), got shape {list(clips.shape)}')
+        if 0 in clips.shape[:dims - 4]:
+            raise ValueError(f'clips must hold at least one clip, got shape {list(clips.shape)}')
+        return clips
+
+    def reset_head(self, num_classes: int) -> None:
+        """Replace the classifier for ``num_classes`` classes (timm's ``reset_classifier``):
+        a fresh ``cls_head.fc_cls``; the backbone is kept."""
+        self.cls_head.reset(num_classes)
+
+    reset_classifier = reset_head
+
+    def get_classifier(self) -> nn.Linear:
+        """The final linear layer (timm's ``get_classifier``)."""
+        return self.cls_head.fc_cls
+
+    def load_checkpoint(self, source: str | Path | Mapping[str, Any], *, strict: bool = True,
+                        head: bool = True) -> LoadReport:
+        """Load a released MMAction2 recognizer checkpoint, with no key conversion.
+
+        Args:
+            source: A file (the whole checkpoint with ``meta`` and ``state_dict``, or a bare
+                state dict; read with ``torch.load(weights_only=True)``), or such a mapping.
+            strict: Refuse a partial load (keys missing, unexpected or of another shape,
+                named in the error). Defaults to True.
+            head: Load ``cls_head`` too; False: the backbone only (the file's ``cls_head.*``
+                keys are skipped, e.g. to fine-tune on other classes). Defaults to True.
+
+        Returns:
+            What was loaded.
+
+        Raises:
+            FileNotFoundError, UnsafeCheckpointError, ValueError: see
+                :func:`tsmnet.weights.checkpoint.read_checkpoint`.
+            CheckpointMismatchError: With ``strict``, the checkpoint does not fit exactly.
+        """
+        if isinstance(source, Mapping):
+            name, obj = 'state dict', source
+        else:
+            name, obj = str(source), read_checkpoint(source)
+        state_dict = _checkpoint_state_dict(obj, name)
+        if head:
+            return load_state_dict_checked(self, state_dict, strict=strict, source=name)
+        report = LoadReport(skipped=[k for k in state_dict if k.startswith('cls_head.')])
+        backbone = {k: v for k, v in state_dict.items() if not k.startswith('cls_head.')}
+        backbone = {k[len('backbone.'):] if k.startswith('backbone.') else f'<{k}>': v
+                    for k, v in backbone.items()}
+        return load_state_dict_checked(self.backbone, backbone, strict=strict, source=name,
+                                       report=report)
+
+    @classmethod
+    def from_pretrained(cls, backbone: nn.Module, cls_head: TSMHead,
+                        source: str | Path | Mapping[str, Any]) -> Recognizer:
+        """``Recognizer(backbone, cls_head)`` with ``source`` loaded strictly
+        (:meth:`load_checkpoint`)."""
+        model = cls(backbone, cls_head)
+        model.load_checkpoint(source)
+        return model
