@@ -47,11 +47,11 @@ def temporal_shift(
     """
     key = (num_segments, shift_div, mode, x.shape) if (
         type(x) is torch.Tensor and type(num_segments) is int and type(shift_div) is int
-    ) else None
-    spec = _checked.get(key)
+        and not torch.compiler.is_compiling()) else None
+    spec = None if key is None else _checked.get(key)
     if spec is None:  # checked once per signature: the checks stay out of the hot path
         spec = spec_for(x, num_segments, shift_div, mode)
-        if key is not None and not torch.compiler.is_compiling():
+        if key is not None:
             if len(_checked) >= 1024:
                 _checked.clear()
             _checked[key] = spec
