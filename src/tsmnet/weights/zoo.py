@@ -27,6 +27,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
+from .. import video
 from ..video import TestProtocol
 
 __all__ = ['DATASETS', 'ENTRIES', 'UnknownModelError', 'WeightsEntry', 'list_weights',
@@ -173,9 +174,7 @@ class WeightsEntry:
     def transforms(self) -> Any:
         """The test-time pipeline of :attr:`protocol`: decoded frames ``[F, H, W, C]`` uint8
         -> the model's input ``[V, T, 3, crop, crop]`` (``tsmnet.video.VideoTransform``)."""
-        from ..video.pipeline import VideoTransform  # the video package's pipeline
-
-        return VideoTransform(self.protocol)
+        return video.VideoTransform(self.protocol)
 
 
 def _resnet(depth: int, num_segments: int = 8, **extra: Any) -> dict[str, Any]:
