@@ -23,6 +23,9 @@ from .shift import (
 )
 from .shift.spec import check_clip_frames
 
+# torch.fx.symbolic_trace records the shift as one call (a leaf), not its tensor checks
+torch.fx.wrap('temporal_shift')
+
 
 class TemporalShift(nn.Module):
     """Shift a fold of channels along time, then run ``net``.
@@ -70,10 +73,11 @@ class TemporalShift(nn.Module):
         ``torch.compile`` an ``inplace`` shift before a plain conv is one registered op
         that does the same in place (CPU); tracing, export and every other compiled shift
         see a copying shift followed by ``net``. A subclass that overrides :meth:`shift`
-        gets ``net(self.shift(x))``.
+        gets ``net(self.shift(x))``, and so does ``torch.fx.symbolic_trace`` (the shift as a
+        leaf function, ``net`` traced through).
         """
-        if type(self).shift is not TemporalShift.shift:
-            return self.net(self.shift(x))
+        if type(self).shift is not TemporalShift.shift or isinstance(x, torch.fx.Proxy):
+            return self.net(self.shift(x))  # an FX trace records the shift, then net
         return shift_then(self.net, x, self.num_segments, self.shift_div, self.shift_mode,
                           in_place=self.inplace)
 

@@ -135,7 +135,7 @@ def test_explain_names_the_strategy_and_why():
     with torch.no_grad():
         assert '/in_place: no autograd, no hooks' in explain(x, 4, in_place=True, net=conv)
         handle = conv.register_forward_pre_hook(lambda m, args: None)
-        assert '/copy: forward hooks could keep' in explain(x, 4, in_place=True, net=conv)
+        assert '/copy: module hooks could keep' in explain(x, 4, in_place=True, net=conv)
         handle.remove()
     with use_backend('functional'), torch.no_grad():
         # functional has no in-place shift: a forced backend copies instead (not an error)

@@ -73,8 +73,17 @@ def test_without_hooks_the_backbone_still_shifts_in_place():
     model = _model('blockres').eval()
     site = model.get_submodule('layer1.0.conv1.conv')
     seen = []
-    original = site.net.forward
-    site.net.forward = lambda v: (seen.append(v.data_ptr()), original(v))[1]
+
+    class Recording(nn.Conv2d):
+        reads_input_only = True  # a subclass: trusted to read only by this promise
+
+        def forward(self, v):
+            seen.append(v.data_ptr())
+            return super().forward(v)
+
+    recording = Recording(64, 64, 3, padding=1, bias=False)
+    recording.load_state_dict(site.net.state_dict())
+    site.net = recording
     x = torch.randn(2 * T, 3, 32, 32)
     ptrs = []
     block_in = model.get_submodule('layer1.0')

@@ -18,7 +18,7 @@ from tsmnet import temporal_shift
 from tsmnet.shift import (
     ShiftSpec,
     native,
-    shift_own,
+    shift_owned,
     shifted_in_place,
     temporal_shift_reference,
     use_backend,
@@ -83,7 +83,7 @@ def test_kernels_give_the_numbers_of_the_plain_loop(kernels, mode, div, clips, t
             assert torch.equal(x, expected)
         assert torch.equal(x, before)
     # as a gradient is shifted back: the opposite shift, in place for good
-    assert torch.equal(shift_own(x, spec.reversed()), _shift_back(before, t, fold, mode))
+    assert torch.equal(shift_owned(x, spec.reversed()), _shift_back(before, t, fold, mode))
 
 
 @pytest.mark.parametrize('channels_last', [False, True])

@@ -5,6 +5,7 @@ the models it compares, the inputs of their shifts, and one function per figure,
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -17,6 +18,7 @@ from ..layers import TemporalShift
 from ..mmaction_compat import import_mmaction_models, mmaction_available
 from ..models import ResNetTSM
 from ..shift import (
+    BACKENDS,
     ShiftSpec,
     backend_status,
     choose,
@@ -297,6 +299,23 @@ def bench_memory(models: dict[str, Any], x: Any) -> dict[str, Any]:
     return result
 
 
+def bench_call_cost(timer: Timer, repeats: int, device: Any, dtype: Any) -> dict[str, Any]:
+    """The fixed cost of one ``temporal_shift`` call over its kernel, on 8x64x1x1 frames
+    (T=8), where the kernel moves almost nothing: the median over interleaved repeats of
+    (call - the chosen backend's kernel called directly), in seconds, with ``x.clone()``."""
+    x = torch.randn(8, 64, 1, 1, device=device, dtype=dtype)
+    spec = ShiftSpec.of(8, 8)
+    plan = choose(x, spec)
+    kernel = BACKENDS[plan.backend].copy
+    with torch.no_grad():
+        times = interleaved(timer, {'call': lambda: temporal_shift(x, 8),
+                                    'kernel': lambda: kernel(x, spec),
+                                    'clone': lambda: x.clone()}, repeats * 5)
+    over = [a - b for a, b in zip(times['call'], times['kernel'])]
+    return dict(shape='8x64x1x1', backend=plan.backend, over_kernel_s=statistics.median(over),
+                times_s=medians(times))
+
+
 def _native_status() -> str:
     return 'in use on the CPU' if native.kernels() is not None else native.why_not()
 
@@ -330,6 +349,7 @@ def run_suite(config: BenchConfig) -> dict[str, Any]:
                         native_kernels=_native_status(), shift_backends=_backends()),
             targets=TARGETS)
         if 'shift' in config.figures:
+            report['call_cost'] = bench_call_cost(timer, config.repeats, device, dtype)
             report['shift'] = bench_shift(config, models, x, timer)
         if 'infer' in config.figures:
             report['infer'] = bench_models(config, models, x, timer, train=False)

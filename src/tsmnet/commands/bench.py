@@ -67,6 +67,12 @@ def table(report: dict[str, Any]) -> str:
         q = f'{quartiles[0]:.3f}-{quartiles[1]:.3f}' if quartiles else ''
         lines.append(f'{name:<52} {value:7.3f} {q:>13} {t:>7}  {note}'.rstrip())
 
+    if 'call_cost' in report:
+        r, t = report['call_cost'], report['call_cost']['times_s']
+        lines.append(f"{'shift call: fixed cost over its kernel ' + r['shape']:<52} "
+                     f"{r['over_kernel_s'] * 1e6:6.1f} us {'':>13} {'<= 5 us':>7}  "
+                     f"({r['backend']}: call {t['call'] * 1e6:.1f}, kernel "
+                     f"{t['kernel'] * 1e6:.1f}, clone {t['clone'] * 1e6:.1f} us)")
     for r in report.get('shift', []):
         t = r['times_s']
         row(f"shift fwd / clone  {r['shape']}", r['fwd_ratio'], TARGETS['shift_fwd / clone'],

@@ -14,6 +14,8 @@ def check_frames_input(model: nn.Module, x: object, in_channels: int,
     """Raise a clear ``TypeError``/``ValueError`` unless ``x`` is frames that ``model`` takes:
     a floating-point ``[N * T, in_channels, H, W]`` tensor with ``T = num_segments``, in the
     parameters' dtype (or under autocast)."""
+    if isinstance(x, torch.fx.Proxy):  # torch.fx.symbolic_trace: no values to check
+        return
     check_clip_frames(x, num_segments, 'input', nonempty=True)
     if x.shape[1] != in_channels:
         raise ValueError(f'input must have in_channels={in_channels} channels, got {x.shape[1]} '

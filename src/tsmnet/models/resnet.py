@@ -58,6 +58,7 @@ class BasicBlock(nn.Module):
     """
 
     expansion = 1
+    reads_input_only = True  # forward never writes into x: tsmnet.shift may shift it in place
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
                  downsample: nn.Module | None = None, style: Style = 'pytorch',
@@ -107,6 +108,7 @@ class Bottleneck(nn.Module):
     """
 
     expansion = 4
+    reads_input_only = True  # forward never writes into x: tsmnet.shift may shift it in place
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
                  downsample: nn.Module | None = None, style: Style = 'pytorch',

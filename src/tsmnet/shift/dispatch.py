@@ -69,6 +69,15 @@ try:
     _PLAIN_CONVS += (_MMCVConv2d,)
 except ImportError:  # mmcv is optional here
     pass
+try:
+    from mmcv.cnn import ConvModule as _ConvModule
+except ImportError:
+    _ConvModule = None
+
+
+def functorch_active() -> bool:
+    """Whether a ``torch.func`` transform (grad, vjp, jvp, vmap...) wraps the tensors."""
+    return torch._C._are_functorch_transforms_active()
 
 
 class Plan(NamedTuple):
@@ -129,21 +138,70 @@ def backend_status() -> dict[str, str]:
 
 
 def has_hooks(net: nn.Module | None) -> bool:
-    """Whether a forward or pre-forward hook, global or on ``net`` or a module inside it,
-    could keep a reference to a tensor ``net`` consumed."""
+    """Whether any module hook is set that a fast path could bypass or mislead: a forward,
+    pre-forward, backward, full backward or backward-pre hook, global or on ``net`` or a
+    module inside it (a forward hook could keep a reference to what ``net`` consumed; the
+    fused path computes the conv itself, so no module hook of the conv would run)."""
     mod = nn.modules.module
-    if mod._global_forward_hooks or mod._global_forward_pre_hooks:
+    if (mod._global_forward_hooks or mod._global_forward_pre_hooks
+            or mod._global_backward_hooks or mod._global_backward_pre_hooks):
         return True
-    return net is not None and any(m._forward_hooks or m._forward_pre_hooks
-                                   for m in net.modules())
+    return net is not None and any(
+        m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+        for m in net.modules())
+
+
+def _plain_parameter(p: torch.Tensor | None) -> bool:
+    return type(p) is nn.Parameter
+
+
+def fuse_refusal(net: nn.Module | None) -> str:
+    """Why the fused shift + conv would not compute ``net(shift(x))`` for this ``net`` (''
+    when it would). Fusing reads ``net.weight`` itself, so it is only for a plain conv: an
+    ``nn.Conv2d`` (or mmcv's ``Conv2d`` wrapper), not a subclass and with no instance-level
+    ``forward``, whose weight and bias are plain parameters (not computed by a
+    parametrization, ``weight_norm``, ``spectral_norm`` or a pruning mask, not a tensor
+    subclass), with zero padding given as numbers."""
+    if net is None or type(net) not in _PLAIN_CONVS:
+        return f'{type(net).__name__} is not a plain nn.Conv2d'
+    if 'forward' in net.__dict__:
+        return 'the conv has an instance-level forward'
+    if not _plain_parameter(net.weight) or not (net.bias is None or _plain_parameter(net.bias)):
+        return 'the conv weight or bias is not a plain Parameter (parametrized, pruned or ' \
+               'a tensor subclass)'
+    if net.padding_mode != 'zeros' or isinstance(net.padding, str):
+        return 'the conv pads otherwise than with numeric zero padding'
+    return ''
 
 
 def can_fuse(net: nn.Module | None) -> bool:
-    """Whether the fused shift + conv computes ``net(shift(x))`` for this ``net``: a plain
-    ``nn.Conv2d`` or mmcv's ``Conv2d`` wrapper (not another subclass, which may override
-    ``forward``) with zero padding given as numbers."""
-    return (net is not None and type(net) in _PLAIN_CONVS and net.padding_mode == 'zeros'
-            and not isinstance(net.padding, str))
+    """Whether the fused shift + conv computes ``net(shift(x))`` for this ``net`` (see
+    :func:`fuse_refusal`)."""
+    return not fuse_refusal(net)
+
+
+def reads_input_only(net: nn.Module | None) -> bool:
+    """Whether ``net(x)`` certainly neither writes into ``x`` nor returns a tensor sharing
+    ``x``'s memory, which the in-place strategy needs (it restores ``x`` after ``net``).
+
+    Trusted: a plain conv, mmcv's ``ConvModule`` whose first layer is a trusted conv, an
+    ``nn.Sequential`` whose first module is trusted, and classes that promise it with a class
+    attribute ``reads_input_only = True`` (tsmnet's residual blocks); none with an
+    instance-level ``forward``. Anything else (``nn.Identity``, ``nn.Dropout`` in eval,
+    ``nn.ReLU(inplace=True)``...) gets a copy.
+    """
+    if net is None:
+        return True
+    if 'forward' in net.__dict__:
+        return False
+    cls = type(net)
+    if cls in _PLAIN_CONVS or getattr(cls, 'reads_input_only', False) is True:
+        return True
+    if cls is nn.Sequential:
+        return len(net) > 0 and reads_input_only(net[0])
+    if cls is _ConvModule:
+        return net.order[0] == 'conv' and reads_input_only(net.conv)
+    return False
 
 
 def _wants_grad(x: torch.Tensor, net: nn.Module | None) -> bool:
@@ -153,9 +211,17 @@ def _wants_grad(x: torch.Tensor, net: nn.Module | None) -> bool:
 
 def _strategy(x: torch.Tensor, in_place: bool, net: nn.Module | None) -> tuple[str, str]:
     """The strategy for eager mode, and why."""
-    if can_fuse(net) and _wants_grad(x, net):
+    if functorch_active():
+        return 'copy', 'a torch.func transform is active: the copy, a plain autograd op'
+    if x.is_inference() and not torch.is_inference_mode_enabled():
+        return 'copy', ('x is an inference tensor outside inference mode: it can be neither '
+                        'written nor saved for backward')
+    refusal = 'no module follows' if net is None else fuse_refusal(net)
+    if _wants_grad(x, net):
+        if refusal:
+            return 'copy', f'autograd is recording and it cannot fuse: {refusal}'
         if has_hooks(net):
-            return 'copy', 'a gradient is wanted, but hooks on the conv must see its input'
+            return 'copy', 'a gradient is wanted, but module hooks must see the conv run'
         if in_place:
             return 'fused_in_place', 'training a plain conv whose input may be shifted in place'
         return 'fused', 'training a plain conv: autograd keeps the unshifted input'
@@ -164,7 +230,11 @@ def _strategy(x: torch.Tensor, in_place: bool, net: nn.Module | None) -> tuple[s
     if torch.is_grad_enabled():
         return 'copy', 'autograd is recording: the module may keep its input'
     if has_hooks(net):
-        return 'copy', 'forward hooks could keep a reference to the shifted input'
+        return 'copy', 'module hooks could keep a reference to the shifted input'
+    if not reads_input_only(net):
+        return 'copy', (f'{type(net).__name__} may write into its input or return it (only a '
+                        f'plain conv, a ConvModule or Sequential that starts with one, or a '
+                        f'class with reads_input_only = True is shifted in place)')
     return 'in_place', 'no autograd, no hooks, and the caller allows it'
 
 
@@ -191,12 +261,22 @@ def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
         RuntimeError: The forced backend cannot take ``x`` (the message says why).
     """
     forced = forced_backend()
+    if (net is None and not in_place and forced == 'auto' and x.is_cpu
+            and not torch.compiler.is_compiling() and not torch._C._is_tracing()
+            and not torch.compiler.is_exporting() and not functorch_active()
+            and not native.reasons(x, False)):
+        return NATIVE_COPY  # the plain op on the CPU: the one answer, without the walk below
     if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_exporting():
         if forced not in ('auto', 'functional'):
             raise RuntimeError(f'shift backend {forced!r} (forced) cannot be traced: '
                                f'torch.jit tracing, torch.export and ONNX export record only '
                                f'the functional backend')
         return Plan('functional', 'copy', 'tracing or exporting: slices and cat')
+    if functorch_active():
+        # the tensors are the transforms' wrappers: the copy, whose autograd.Function has
+        # grad, jvp and vmap rules, runs the backend on the unwrapped tensors
+        return Plan('functional' if forced == 'auto' else forced, 'copy',  # type: ignore[arg-type]
+                    'a torch.func transform is active: the copy, a plain autograd op')
     compiling = torch.compiler.is_compiling()
     strategy, why = _compiled_strategy(in_place, net) if compiling else _strategy(
         x, in_place, net)
@@ -232,6 +312,24 @@ def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
     if compiling and name == 'functional':
         why = 'compiling: a pointwise gather that inductor fuses with its neighbours'
     return Plan(name, strategy, why, passed_over)
+
+
+NATIVE_COPY = Plan('native', 'copy', 'the caller does not allow shifting its input in place',
+                    ('triton',))
+
+
+def in_place_backend(x: torch.Tensor) -> ModuleType | None:
+    """The backend that shifts ``x`` in place here (the forced one, else the first of
+    :data:`AUTO_ORDER`; Triton for CUDA tensors only unless forced), or None where none can.
+    For kernels below autograd (a registered op's implementation), which make no choice of
+    strategy."""
+    forced = forced_backend()
+    for name in AUTO_ORDER if forced == 'auto' else (forced,):
+        if name == 'triton' and forced == 'auto' and x.device.type != 'cuda':
+            continue
+        if not BACKENDS[name].reasons(x, True):
+            return BACKENDS[name]
+    return None
 
 
 def _without_in_place(strategy: str, why: str) -> tuple[str, str]:

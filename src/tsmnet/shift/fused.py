@@ -1,104 +1,53 @@
 """The shift fused with the per-frame conv that follows it, for training.
 
-In a ``'blockres'`` ResNetTSM the shift feeds the first conv of the residual branch. Left to
-itself, that conv keeps its own input (the shifted copy of the block input) for the gradient
-of its weight, although the unshifted block input is kept anyway (by the previous block's
-ReLU or by the downsample conv). :func:`shift_conv2d` keeps only the unshifted input and
-redoes the shift (one copy, or in place) in backward: the numbers are those of
-``conv2d(temporal_shift(x))`` and each shifted block keeps one tensor of the size of its input
-less. The dispatcher (:mod:`tsmnet.shift.dispatch`) chooses it and its backend. Compiled
-graphs get the backend's registered op instead (``tsmnet::shift_conv2d`` of the native
-backend, the same in-place shift around the conv, in C++); tracing never sees it.
+:func:`shift_conv2d` computes ``conv(shift(x))`` keeping only ``x`` (not a shifted copy) and
+the weight for backward: eagerly through
+:class:`tsmnet.shift.autograd.ShiftConv2dFunction`, and under ``torch.compile`` as the
+registered op ``tsmnet::shift_conv2d`` (and ``tsmnet::shift_conv2d_backward``): ``x`` shifted
+in place around the conv by whichever backend shifts it in place here
+(:class:`tsmnet.shift.in_place.shifted_in_place`, the same primitive as eager), in the layout
+inductor gives it. The dispatcher (:mod:`tsmnet.shift.dispatch`) chooses it for a plain conv
+only (:func:`tsmnet.shift.dispatch.fuse_refusal`); tracing never sees it.
+
+The ops state their output layout exactly, for the fake tensors inductor plans with: the conv
+runs with the weight in the memory format of the frames (``x.suggest_memory_format()``), the
+output and the input gradient come in that format, the weight gradient in the weight's.
 """
 
 from __future__ import annotations
 
+import logging
 from types import ModuleType
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from torch import nn
 
-from .dispatch import BACKENDS, choose
-from .spec import ShiftSpec
+from . import library
+from .autograd import ShiftConv2dFunction
+from .dispatch import BACKENDS, choose, in_place_backend
+from .in_place import shift_owned, shifted_in_place
+from .spec import ShiftSpec, dense_frames
+
+aten = torch.ops.aten
 
 
-class _ShiftConv2dFunction(torch.autograd.Function):
-    """``conv2d(shift(x))`` that saves ``x`` (not the shifted copy) and the weight.
-
-    With ``in_place`` the conv input is ``x`` itself, shifted for the conv and restored
-    right after, in forward and again for the weight gradient, and the input gradient is
-    shifted back where it lies. The change is made through ``x.data``: the same memory under a
-    version counter of its own, so that the copies of ``x`` that autograd keeps for other
-    nodes (the ReLU that produced it, the downsample conv) stay valid; they never see the
-    shifted values, which are gone before any other node runs.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,  # type: ignore[override]
-                spec: ShiftSpec, backend: ModuleType, stride: tuple[int, ...],
-                padding: tuple[int, ...], dilation: tuple[int, ...], conv_groups: int,
-                in_place: bool) -> torch.Tensor:
-        conv = (weight, bias, stride, padding, dilation, conv_groups)
-        out = _conv_shifted(x.data, spec, backend, in_place, lambda s: F.conv2d(s, *conv))
-        ctx.save_for_backward(x, weight)  # tensors go through save_for_backward only
-        ctx.bias_sizes = None if bias is None else list(bias.shape)
-        ctx.conf = (spec, backend, stride, padding, dilation, conv_groups, in_place)
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        x, weight = ctx.saved_tensors
-        spec, backend, stride, padding, dilation, conv_groups, in_place = ctx.conf
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-
-        def conv_backward(conv_input: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-            return torch.ops.aten.convolution_backward(
-                grad_out, conv_input, weight, ctx.bias_sizes, list(stride), list(padding),
-                list(dilation), False, [0] * len(stride), conv_groups,
-                [need_x, need_w, need_b and ctx.bias_sizes is not None])
-
-        # Only the weight gradient reads the conv input: redo the shift for it alone.
-        if need_w:
-            grad_in, grad_w, grad_b = _conv_shifted(x.data, spec, backend, in_place,
-                                                    conv_backward)
-        else:
-            grad_in, grad_w, grad_b = conv_backward(x)
-        grad_x = None if grad_in is None else shift_own(grad_in, spec.reversed())
-        return grad_x, grad_w, grad_b, None, None, None, None, None, None, None
-
-
-def _conv_shifted(x: torch.Tensor, spec: ShiftSpec, backend: ModuleType, in_place: bool,
-                  fn):
-    """``fn(shift(x))``, shifting ``x`` in place and back around ``fn`` if ``in_place``."""
-    if not in_place:
-        return fn(backend.copy(x, spec))
-    undo = backend.shift_(x, spec, True)
-    try:
-        return fn(x)
-    finally:
-        undo()
-
-
-def shift_own(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
-    """Shift a tensor that is the caller's own (a gradient just computed): in place where the
-    dispatcher finds a backend for it, else into a copy. No gradient is recorded."""
-    with torch.no_grad():
-        plan = choose(x, spec, in_place=True)
-        backend = BACKENDS[plan.backend]
-        if plan.strategy == 'in_place':
-            backend.shift_(x, spec, False)
-            return x
-        return backend.copy(x, spec)
+def _autocast(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """``t`` as autocast casts the inputs of a conv: floating point other than float64 to
+    the autocast dtype; float64 and everything else as it is."""
+    if t is None or not t.is_floating_point() or t.dtype == torch.float64:
+        return t
+    return t.to(dtype)
 
 
 def shift_conv2d(x: torch.Tensor, conv: nn.Conv2d, spec: ShiftSpec, backend: ModuleType,
                  in_place: bool) -> torch.Tensor:
     """``conv(shift(x))`` keeping ``x`` for backward, as chosen by the dispatcher.
 
-    Under autocast the inputs are cast the way autocast casts a conv (to the autocast dtype)
-    before the fused function runs, so the result matches the unfused pair.
+    Under autocast the inputs are cast as autocast casts a conv's (float64 left alone), so
+    the result matches the unfused pair.
 
     Args:
         x: Frames ``[N * T, C, H, W]``, already checked, any memory format the backend takes.
@@ -115,9 +64,137 @@ def shift_conv2d(x: torch.Tensor, conv: nn.Conv2d, spec: ShiftSpec, backend: Mod
     device_type = x.device.type
     if torch.is_autocast_enabled(device_type):
         dtype = torch.get_autocast_dtype(device_type)
-        x, weight = x.to(dtype), weight.to(dtype)
-        bias = None if bias is None else bias.to(dtype)
-    if torch.compiler.is_compiling():  # the backend's registered op (the dispatcher's choice)
-        return backend.traced_conv2d(x, weight, bias, conv, spec)
-    return _ShiftConv2dFunction.apply(x, weight, bias, spec, backend, conv.stride,
-                                      conv.padding, conv.dilation, conv.groups, in_place)
+        x, weight, bias = _autocast(x, dtype), _autocast(weight, dtype), _autocast(bias, dtype)
+    if torch.compiler.is_compiling():  # the registered op (the dispatcher's choice)
+        _lay_out_like_convs()
+        return torch.ops.tsmnet.shift_conv2d(
+            x, weight, bias, list(conv.stride), list(conv.padding), list(conv.dilation),
+            conv.groups, *library.op_args(spec))
+    return ShiftConv2dFunction.apply(x, weight, bias, spec, backend, conv.stride,
+                                     conv.padding, conv.dilation, conv.groups, in_place)
+
+
+# --------------------------------------------------------------------------- registered ops
+def _conv_layout(x: torch.Tensor, weight: torch.Tensor
+                 ) -> tuple[torch.memory_format, torch.Tensor]:
+    """The memory format of the frames, and the weight in it (as the conv wants it)."""
+    fmt = _memory_format(x)
+    return fmt, weight.contiguous(memory_format=fmt)
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    """Channels-last for channels-last frames that are not also contiguous, else contiguous:
+    from the strides alone, so that a fake tensor gets the real one's answer."""
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _on_shifted(x: torch.Tensor, spec: ShiftSpec, fn: Any) -> Any:
+    """``fn(shift(x))``: ``x`` shifted in place and restored where a backend can, else a
+    shifted copy (a compiler may hand over any strides)."""
+    backend = in_place_backend(x)
+    if backend is None:
+        return fn(BACKENDS[choose(dense_frames(x), spec).backend].copy(dense_frames(x), spec))
+    with shifted_in_place(x, spec, backend) as shifted:
+        return fn(shifted)
+
+
+@torch.library.custom_op(f'{library.NAMESPACE}::shift_conv2d', mutates_args=())
+def shift_conv2d_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                    stride: list[int], padding: list[int], dilation: list[int], groups: int,
+                    t: int, fold: int, dirs: list[int]) -> torch.Tensor:
+    """``conv2d(shift(x))`` for compiled graphs, the way eager ResNetTSM runs it: ``x``
+    shifted in place for the conv and restored (its schema shows it as read only: it comes
+    back bit for bit, also when the conv raises)."""
+    fmt, w = _conv_layout(x, weight)
+    out = _on_shifted(x, ShiftSpec(t, fold, tuple(dirs)), lambda s: F.conv2d(
+        s, w, bias, stride, padding, dilation, groups))
+    return out.contiguous(memory_format=fmt)
+
+
+@shift_conv2d_op.register_fake
+def _(x, weight, bias, stride, padding, dilation, groups, t, fold, dirs):
+    fmt, w = _conv_layout(x, weight)
+    return aten.convolution(x, w, bias, stride, padding, dilation, False, [0, 0],
+                            groups).contiguous(memory_format=fmt)
+
+
+@torch.library.custom_op(f'{library.NAMESPACE}::shift_conv2d_backward', mutates_args=())
+def shift_conv2d_backward_op(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                             stride: list[int], padding: list[int], dilation: list[int],
+                             groups: int, t: int, fold: int, dirs: list[int]
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradients of ``shift_conv2d`` for ``x`` and the weight: the weight's from the conv
+    of the shifted ``x`` (shifted in place again and restored), ``x``'s shifted back where
+    the conv backward wrote it. Nothing but ``x`` and the weight was kept."""
+    spec = ShiftSpec(t, fold, tuple(dirs))
+    fmt, w = _conv_layout(x, weight)
+    grad_in, grad_w, _ = _on_shifted(x, spec, lambda s: aten.convolution_backward(
+        grad_out, s, w, None, stride, padding, dilation, False, [0, 0], groups,
+        [True, True, False]))
+    grad_x = shift_owned(dense_frames(grad_in), spec.reversed())
+    return (grad_x.contiguous(memory_format=fmt),
+            grad_w.contiguous(memory_format=_memory_format(weight)))
+
+
+@shift_conv2d_backward_op.register_fake
+def _(grad_out, x, weight, stride, padding, dilation, groups, t, fold, dirs):
+    fmt, w = _conv_layout(x, weight)
+    grad_in, grad_w, _ = aten.convolution_backward(
+        grad_out, x, w, None, stride, padding, dilation, False, [0, 0], groups,
+        [True, True, False])
+    return (grad_in.contiguous(memory_format=fmt),
+            grad_w.contiguous(memory_format=_memory_format(weight)))
+
+
+def _setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    x, weight, bias, *ctx.conf = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.has_bias = bias is not None
+
+
+def _backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    x, weight = ctx.saved_tensors
+    grad_x, grad_w = shift_conv2d_backward_op(grad, x, weight, *ctx.conf)
+    grad_b = grad.sum((0, 2, 3)) if ctx.has_bias else None
+    return (grad_x, grad_w, grad_b) + (None,) * len(ctx.conf)
+
+
+torch.library.register_autograd(f'{library.NAMESPACE}::shift_conv2d', _backward,
+                                setup_context=_setup)
+
+
+@torch.compiler.assume_constant_result  # runs once, when the graph is traced
+def _lay_out_like_convs() -> bool:
+    """Have inductor lay out the tensors of the ``shift_conv2d`` ops as those of its own convs.
+
+    Left to its defaults, inductor converts the inputs of an op it does not know to the
+    strides they had when traced (contiguous), on each call: the frames, which it keeps
+    channels-last next to its CPU convs, and back; and the weight stays contiguous, which
+    mkldnn then converts on each call (about 5 ms for 512x512x3x3 on 2 threads, where
+    inductor's fused loop is cheap). This registers the ops' fallback lowering with a layout
+    rule that asks for channels-last tensors wherever inductor chose that layout for the
+    graph's convs, as it does on the CPU. It uses inductor's lowering registry, which is not
+    public: where that fails the ops keep the default rule (slower, same numbers).
+    """
+    try:
+        from torch._inductor import ir, lowering
+        from torch._inductor.virtualized import V
+
+        def channels_last_like_convs(fx_node: Any, *args: Any, **kwargs: Any) -> Any:
+            if V.graph.layout_opt:
+                args = tuple(ir.ExternKernel.require_channels_last(a)
+                             if isinstance(a, ir.IRNode) and len(a.get_size()) == 4 else a
+                             for a in args)
+            return args, kwargs
+
+        for op in (torch.ops.tsmnet.shift_conv2d.default,
+                   torch.ops.tsmnet.shift_conv2d_backward.default):
+            if op not in lowering.lowerings:
+                lowering.make_fallback(op, layout_constraint=channels_last_like_convs,
+                                       warn=False)
+    except Exception as err:  # another torch: the default layout rule
+        print_log(f'tsmnet: inductor keeps its default layout for the shift_conv2d ops '
+                  f'({type(err).__name__}: {err})', logger='current', level=logging.DEBUG)
+    return True

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .spec import ShiftSpec, cached_when_eager
+from .spec import ShiftSpec
 
 NAMESPACE = 'tsmnet'
 
@@ -23,10 +23,10 @@ def keep_nothing() -> None:
     """The undo of an in-place shift that is not to be undone (every backend returns it)."""
 
 
-@cached_when_eager  # one per spec; the ops never modify the list
 def op_args(spec: ShiftSpec) -> tuple[int, int, list[int]]:
-    """The ``(t, fold, dirs)`` arguments of a registered shift op for ``spec``."""
-    return spec.num_segments, spec.fold, list(spec.dirs)
+    """The ``(t, fold, dirs)`` arguments of a registered shift op for ``spec`` (made once,
+    with the spec; the ops never modify the list)."""
+    return spec.op_args  # type: ignore[attr-defined]
 
 
 def register_gradient(op: Any, prepare: Callable[[torch.Tensor], torch.Tensor] | None = None

@@ -52,6 +52,7 @@ DEFAULT_TIMEOUT_S = 300.0
 _UNSET: Any = object()
 _kernels: Any = _UNSET  # torch.ops.tsmnet once built, None where they cannot be
 _why_not = ''
+_ops: tuple[Any, ...] = ()  # shift_copy, shift_, unshift_ as overloads (no overload lookup)
 _thread_lock = threading.Lock()
 
 
@@ -82,9 +83,9 @@ def loaded() -> bool:
 def reasons(x: torch.Tensor, in_place: bool) -> list[str]:
     """Why the kernels cannot take ``x``. ``x`` is looked at first, so a program that never
     shifts a CPU tensor never builds them."""
-    if (x.is_cpu and x.layout == torch.strided and x.numel() > 0
+    if (_ops and x.is_cpu and x.layout == torch.strided and x.numel() > 0
             and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
-            and not is_lazy_view(x) and _kernels is not None and _kernels is not _UNSET):
+            and not is_lazy_view(x)):
         return []  # the common case first: this runs for every shift
     why = []
     if x.device.type != 'cpu':
@@ -102,16 +103,28 @@ def reasons(x: torch.Tensor, in_place: bool) -> list[str]:
 
 def copy(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
     """The shift of ``x`` into a new tensor of its memory format (one pass)."""
-    return _kernels.shift_copy(x, *library.op_args(spec))
+    return _ops[0](x, *spec.op_args)  # type: ignore[attr-defined]
 
 
 def shift_(x: torch.Tensor, spec: ShiftSpec, keep: bool) -> Callable[[], None]:
-    """Shift ``x`` in place (only the folds move); return what undoes it (``keep``)."""
-    args = library.op_args(spec)
-    edges = _kernels.shift_(x, *args, keep)
+    """Shift ``x`` in place (only the folds move); return what undoes it (``keep``). Both
+    bump ``x``'s version counter, as PyTorch's in-place ops do (the C++ ops alone do not:
+    they have no autograd kernel)."""
+    args = spec.op_args  # type: ignore[attr-defined]
+    edges = _ops[1](x, *args, keep)
+    _bump(x)
     if not keep:
         return library.keep_nothing
-    return lambda: _kernels.unshift_(x, *args, edges)
+
+    def undo() -> None:
+        _ops[2](x, *args, edges)
+        _bump(x)
+    return undo
+
+
+def _bump(x: torch.Tensor) -> None:
+    if not x.is_inference():  # inference tensors have no version counter
+        torch.autograd.graph.increment_version(x)
 
 
 @torch.library.custom_op(f'{library.NAMESPACE}::native_shift', mutates_args=(),
@@ -139,81 +152,8 @@ def traced(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
     return native_shift(x, *library.op_args(spec))
 
 
-def traced_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                  conv: torch.nn.Conv2d, spec: ShiftSpec) -> torch.Tensor:
-    """``conv(shift(x))`` as the registered op ``tsmnet::shift_conv2d``, for compiled graphs:
-    ``x`` shifted in place around the conv and restored, in the layout inductor chose, and
-    under autograd only ``x`` and the weight kept (see :mod:`tsmnet.shift.fused`)."""
-    _lay_out_like_convs()
-    return torch.ops.tsmnet.shift_conv2d(x, weight, bias, list(conv.stride), list(conv.padding),
-                                        list(conv.dilation), conv.groups,
-                                        *library.op_args(spec))
-
-
-@torch.compiler.assume_constant_result  # runs once, when the graph is traced
-def _lay_out_like_convs() -> bool:
-    """Have inductor lay out the tensors of the ``shift_conv2d`` ops as those of its own convs.
-
-    Left to its defaults, inductor converts the inputs of an op it does not know to the
-    strides they had when traced (contiguous), on each call: the frames, which it keeps
-    channels-last next to its CPU convs, and back; and the weight stays contiguous, which
-    mkldnn then converts on each call (about 5 ms for 512x512x3x3 on 2 threads, where
-    inductor's fused loop is cheap). This registers the ops' fallback lowering with a layout
-    rule that asks for channels-last tensors wherever inductor chose that layout for the
-    graph's convs, as it does on the CPU. It uses inductor's lowering registry, which is not
-    public: where that fails the ops keep the default rule (slower, same numbers).
-    """
-    try:
-        from torch._inductor import ir, lowering
-        from torch._inductor.virtualized import V
-
-        def channels_last_like_convs(fx_node: Any, *args: Any, **kwargs: Any) -> Any:
-            if V.graph.layout_opt:
-                args = tuple(ir.ExternKernel.require_channels_last(a)
-                             if isinstance(a, ir.IRNode) and len(a.get_size()) == 4 else a
-                             for a in args)
-            return args, kwargs
-
-        for op in (torch.ops.tsmnet.shift_conv2d.default,
-                   torch.ops.tsmnet.shift_conv2d_backward.default):
-            if op not in lowering.lowerings:
-                lowering.make_fallback(op, layout_constraint=channels_last_like_convs,
-                                       warn=False)
-    except Exception as err:  # another torch: the default layout rule
-        print_log(f'tsmnet: inductor keeps its default layout for the shift_conv2d ops '
-                  f'({type(err).__name__}: {err})', logger='current', level=logging.DEBUG)
-    return True
-
-
-def _shift_conv2d_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-    x, weight, bias, *ctx.conf = inputs
-    ctx.save_for_backward(x, weight)
-    ctx.has_bias = bias is not None
-
-
-def _shift_conv2d_backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-    x, weight = ctx.saved_tensors
-    grad_x, grad_w = _kernels.shift_conv2d_backward(grad, x, weight, *ctx.conf)
-    grad_b = grad.sum((0, 2, 3)) if ctx.has_bias else None
-    return (grad_x, grad_w, grad_b) + (None,) * len(ctx.conf)
-
-
 def _register_fakes() -> None:
-    """Fake-tensor rules of the C++ ops, so that they can be traced and opchecked, and the
-    gradient of ``shift_conv2d``."""
-    aten = torch.ops.aten
-
-    def shift_conv2d_like(x, weight, bias, stride, padding, dilation, groups, t, fold, dirs):
-        return aten.convolution(x, weight, bias, stride, padding, dilation, False, [0, 0],
-                                groups)
-
-    def shift_conv2d_backward_like(grad, x, weight, stride, padding, dilation, groups, t,
-                                   fold, dirs):
-        grad_x, grad_w, _ = aten.convolution_backward(
-            grad, x, weight, None, stride, padding, dilation, False, [0, 0], groups,
-            [True, True, False])
-        return dense_frames(grad_x), grad_w
-
+    """Fake-tensor rules of the C++ ops, so that they can be traced and opchecked."""
     def edges_like(x: torch.Tensor, t: int, fold: int, dirs: list[int], keep: bool
                    ) -> torch.Tensor:
         per_clip = len(dirs) * fold * x.shape[2] * x.shape[3]
@@ -223,10 +163,6 @@ def _register_fakes() -> None:
                                 lambda x, t, fold, dirs: library.copy_like(x))
     torch.library.register_fake('tsmnet::shift_', edges_like)
     torch.library.register_fake('tsmnet::unshift_', lambda x, t, fold, dirs, edges: None)
-    torch.library.register_fake('tsmnet::shift_conv2d', shift_conv2d_like)
-    torch.library.register_fake('tsmnet::shift_conv2d_backward', shift_conv2d_backward_like)
-    torch.library.register_autograd('tsmnet::shift_conv2d', _shift_conv2d_backward,
-                                    setup_context=_shift_conv2d_setup)
 
 
 # --------------------------------------------------------------------------- the build
@@ -248,7 +184,7 @@ def _timeout_s() -> float:
 
 
 def _build() -> None:
-    global _kernels, _why_not
+    global _kernels, _why_not, _ops
     with _thread_lock:
         if _kernels is not _UNSET:
             return
@@ -278,6 +214,7 @@ def _build() -> None:
             ops = torch.ops.tsmnet
             ops.shift_copy  # noqa: B018  (raises if the library did not register)
             _register_fakes()
+            _ops = (ops.shift_copy.default, ops.shift_.default, ops.unshift_.default)
             _kernels = ops
         except Exception as err:  # a failed build, a read-only or full cache: fall back
             _fail(f'{type(err).__name__}: {err}'.strip())

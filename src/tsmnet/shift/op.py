@@ -9,45 +9,15 @@ shift in place or fuse the shift with their conv. Which code runs is chosen by
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import ModuleType
-
 import torch
 from torch import nn
 
-from .dispatch import BACKENDS, Plan, choose
+from . import native
+from .autograd import ShiftFunction, shift_copy
+from .dispatch import BACKENDS, NATIVE_COPY, choose
 from .fused import shift_conv2d
-from .spec import ShiftMode, ShiftSpec, dense_frames, spec_for
-
-
-class _ShiftFunction(torch.autograd.Function):
-    """The eager copying shift under autograd: the gradient is the opposite shift (chosen
-    again for the gradient's own layout); nothing is saved."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, spec: ShiftSpec,  # type: ignore[override]
-                backend: ModuleType) -> torch.Tensor:
-        ctx.spec = spec
-        return backend.copy(x, spec)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        back = ctx.spec.reversed()
-        grad = dense_frames(grad)
-        return shift_copy(grad, back, choose(grad, back)), None, None
-
-
-def shift_copy(x: torch.Tensor, spec: ShiftSpec, plan: Plan) -> torch.Tensor:
-    """The copying shift of ``x`` on ``plan``'s backend, differentiable."""
-    backend = BACKENDS[plan.backend]
-    if torch.compiler.is_compiling() and not torch.compiler.is_exporting():
-        return backend.traced(x, spec)
-    if plan.backend == 'functional':
-        return backend.shift(x, spec)
-    if torch.is_grad_enabled() and x.requires_grad:
-        return _ShiftFunction.apply(x, spec, backend)
-    return backend.copy(x, spec)
+from .in_place import shifted_in_place
+from .spec import ShiftMode, ShiftSpec, spec_for
 
 
 def temporal_shift(
@@ -75,8 +45,26 @@ def temporal_shift(
     Returns:
         The shifted frames, ``[N * T, C, H, W]``, a new tensor.
     """
-    spec = spec_for(x, num_segments, shift_div, mode)
-    return shift_copy(x, spec, choose(x, spec))
+    key = (num_segments, shift_div, mode, x.shape) if (
+        type(x) is torch.Tensor and type(num_segments) is int and type(shift_div) is int
+        and not torch.compiler.is_compiling()) else None
+    spec = None if key is None else _checked.get(key)
+    if spec is None:  # checked once per signature: the checks stay out of the hot path
+        spec = spec_for(x, num_segments, shift_div, mode)
+        if key is not None:
+            if len(_checked) >= 1024:
+                _checked.clear()
+            _checked[key] = spec
+    plan = choose(x, spec)
+    if plan is NATIVE_COPY:  # the common eager case, without shift_copy's questions
+        if x.requires_grad and torch.is_grad_enabled():
+            return ShiftFunction.apply(x, spec, native)
+        return native.copy(x, spec)
+    return shift_copy(x, spec, plan)
+
+
+# (num_segments, shift_div, mode, x.shape) -> the checked spec, for plain tensors in eager
+_checked: dict[tuple, ShiftSpec] = {}
 
 
 def shift_then(net: nn.Module, x: torch.Tensor, num_segments: int, shift_div: int = 8,
@@ -91,42 +79,36 @@ def shift_then(net: nn.Module, x: torch.Tensor, num_segments: int, shift_div: in
         shift_div: The fold is ``C // shift_div`` channels. Defaults to 8.
         mode: ``'bidirectional'`` (default) or ``'causal'``.
         in_place: The caller allows shifting ``x`` itself while ``net`` runs: nothing else
-            reads it meanwhile (as inside a ResNet block). Hooks, autograd and tracing
-            still make it copy. Defaults to False.
+            reads it meanwhile (as inside a ResNet block). Hooks, autograd, transforms and a
+            ``net`` that could write into or return its input still make it copy (see
+            :func:`tsmnet.shift.dispatch.choose`). Defaults to False.
 
     Returns:
         The output of ``net``.
+
+    Raises:
+        RuntimeError: A ``net`` trusted to read its input only (a class with
+            ``reads_input_only = True``) wrote into it while it was shifted in place.
     """
     spec = spec_for(x, num_segments, shift_div, mode)
     plan = choose(x, spec, in_place=in_place, net=net)
     if plan.strategy == 'copy':
         return net(shift_copy(x, spec, plan))
     backend = BACKENDS[plan.backend]
-    if plan.strategy in ('fused', 'fused_in_place'):
-        return shift_conv2d(x, net, spec, backend, plan.strategy == 'fused_in_place')
-    undo = backend.shift_(x, spec, True)
-    try:
-        return net(x)
-    finally:
-        undo()
-
-
-@contextmanager
-def shifted_in_place(x: torch.Tensor, spec: ShiftSpec) -> Iterator[torch.Tensor]:
-    """Shift frames ``x`` in place for the ``with`` body, then restore them bit for bit (also
-    when the body raises). For callers that own ``x`` and record no gradient.
-
-    Raises:
-        RuntimeError: The dispatcher finds no way to shift ``x`` in place (it says why).
-    """
-    plan = choose(x, spec, in_place=True)
     if plan.strategy != 'in_place':
-        raise RuntimeError(f'cannot shift x in place ({plan.backend}: {plan.why})')
-    undo = BACKENDS[plan.backend].shift_(x, spec, True)
-    try:
-        yield x
-    finally:
-        undo()
+        return shift_conv2d(x, net, spec, backend, plan.strategy == 'fused_in_place')
+    with shifted_in_place(x, spec, backend) as shifted:
+        version = None if shifted.is_inference() else shifted._version
+        out = net(shifted)
+        if version is not None and shifted._version != version:
+            raise RuntimeError(
+                f'{type(net).__name__} wrote into its input while TemporalShift(inplace=True) '
+                f'had shifted it in place: it cannot be restored. Only classes whose forward '
+                f'never writes into its input may set reads_input_only = True')
+        if isinstance(out, torch.Tensor) and (
+                out.untyped_storage().data_ptr() == shifted.untyped_storage().data_ptr()):
+            out = out.clone()  # the output is (a view of) the input: keep the shifted values
+    return out
 
 
 def temporal_shift_reference(

@@ -50,12 +50,29 @@ class ShiftSpec:
     fold: int
     dirs: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.dirs, tuple) and 1 <= len(self.dirs) <= 2
+                and all(d in (-1, 0, 1) for d in self.dirs)):
+            raise ValueError(f'dirs must be a tuple of one or two directions in (-1, 0, 1), '
+                             f'got {self.dirs!r}')
+        if self.num_segments < 1 or self.fold < 1:
+            raise ValueError(f'num_segments and fold must be >= 1, got {self.num_segments} '
+                             f'and {self.fold}')
+        # the (t, fold, dirs) arguments of the registered ops, made once (the ops never
+        # modify the list); not a field: equality and hashing stay those of the three above
+        object.__setattr__(self, 'op_args', (self.num_segments, self.fold, list(self.dirs)))
+
     @staticmethod
     @cached_when_eager  # one spec per site: the same few every forward
     def of(num_segments: int, fold: int, mode: str = 'bidirectional') -> ShiftSpec:
         """The spec of ``mode``: bidirectional reads the next frame in group 0 and the
         previous one in group 1; causal (the paper's online TSM) reads the previous frame in
-        group 0 only."""
+        group 0 only.
+
+        Raises:
+            ValueError: ``mode`` is not one of :data:`SHIFT_MODES`.
+        """
+        check_shift_mode(mode, 'mode')
         return ShiftSpec(num_segments, fold, (-1,) if mode == 'causal' else (1, -1))
 
     def reversed(self) -> ShiftSpec:

@@ -175,87 +175,16 @@ void unshift_(at::Tensor x, int64_t t, int64_t fold, std::vector<int64_t> dirs,
   move(f, dirs, static_cast<char*>(edges.data_ptr()), true);
 }
 
-bool dense_frames(const at::Tensor& x) {
-  return x.is_contiguous() || x.is_contiguous(at::MemoryFormat::ChannelsLast);
-}
-
-// The weight in the memory format of the frames, as the conv wants it (a copy only where
-// they differ; inductor gives both channels-last).
-at::Tensor in_layout_of(const at::Tensor& x, const at::Tensor& weight) {
-  return weight.contiguous(x.suggest_memory_format());
-}
-
-// Runs fn(shift(x)) with x itself shifted in place for the call only: x comes back bit for
-// bit, also when fn throws. For the ops below, whose schemas show x as read only. Frames in
-// neither layout (a compiler may hand over any strides) go through a shifted copy instead.
-template <typename F>
-auto with_shifted(const at::Tensor& x, int64_t t, int64_t fold, const std::vector<int64_t>& dirs,
-                  const F& fn) {
-  if (!dense_frames(x)) return fn(shift_copy(x.contiguous(), t, fold, dirs));
-  at::Tensor edges = shift_(x, t, fold, dirs, true);
-  try {
-    auto result = fn(x);
-    unshift_(x, t, fold, dirs, edges);
-    return result;
-  } catch (...) {
-    unshift_(x, t, fold, dirs, edges);
-    throw;
-  }
-}
-
-// conv2d(shift(x)) for compiled graphs, the way eager ResNetTSM runs it: x is shifted in
-// place for the conv and restored, so the op moves only the folds and allocates only the
-// conv's output and the frames the shift drops, where a copying shift writes all of x again.
-at::Tensor shift_conv2d(const at::Tensor& x, const at::Tensor& weight,
-                        const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                        at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                        int64_t t, int64_t fold, std::vector<int64_t> dirs) {
-  check_dirs(dirs);
-  return with_shifted(x, t, fold, dirs, [&](const at::Tensor& shifted) {
-    return at::convolution(shifted, in_layout_of(shifted, weight), bias, stride, padding,
-                           dilation, false, {0, 0}, groups);
-  });
-}
-
-// The gradients of shift_conv2d for x and the weight: the weight's from the conv of the
-// shifted x (shifted in place again and restored), x's shifted back in place where the conv
-// backward wrote it. Nothing but x and the weight was kept.
-std::tuple<at::Tensor, at::Tensor> shift_conv2d_backward(
-    const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& weight,
-    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-    int64_t t, int64_t fold, std::vector<int64_t> dirs) {
-  check_dirs(dirs);
-  auto grads = with_shifted(x, t, fold, dirs, [&](const at::Tensor& shifted) {
-    return at::convolution_backward(grad_out, shifted, in_layout_of(shifted, weight),
-                                    std::nullopt, stride, padding, dilation, false, {0, 0},
-                                    groups, {true, true, false});
-  });
-  at::Tensor grad_x = std::get<0>(grads);
-  std::vector<int64_t> back(dirs.size());
-  std::transform(dirs.begin(), dirs.end(), back.begin(), [](int64_t d) { return -d; });
-  if (!dense_frames(grad_x)) grad_x = grad_x.contiguous();
-  shift_(grad_x, t, fold, back, false);
-  return {grad_x, std::get<1>(grads)};
-}
-
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(tsmnet, m) {
   m.def("shift_copy(Tensor x, int t, int fold, int[] dirs) -> Tensor");
   m.def("shift_(Tensor(a!) x, int t, int fold, int[] dirs, bool keep) -> Tensor");
   m.def("unshift_(Tensor(a!) x, int t, int fold, int[] dirs, Tensor edges) -> ()");
-  // inductor lays their tensors out as for its own convs (tsmnet/shift/native.py)
-  m.def("shift_conv2d(Tensor x, Tensor weight, Tensor? bias, int[] stride, int[] padding, "
-        "int[] dilation, int groups, int t, int fold, int[] dirs) -> Tensor");
-  m.def("shift_conv2d_backward(Tensor grad_out, Tensor x, Tensor weight, int[] stride, "
-        "int[] padding, int[] dilation, int groups, int t, int fold, int[] dirs) "
-        "-> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(tsmnet, CPU, m) {
   m.impl("shift_copy", &shift_copy);
   m.impl("shift_", &shift_);
   m.impl("unshift_", &unshift_);
-  m.impl("shift_conv2d", &shift_conv2d);
-  m.impl("shift_conv2d_backward", &shift_conv2d_backward);
 }
