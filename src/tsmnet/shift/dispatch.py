@@ -34,19 +34,19 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from types import ModuleType
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 import torch
 from torch import nn
 
 from . import functional, native, torch_ops, triton_kernels
+from .backend import InPlaceShiftBackend, ShiftBackend
 from .spec import ShiftSpec, spec_for
 
 BackendName = Literal['functional', 'torch', 'native', 'triton']
 Strategy = Literal['copy', 'in_place', 'fused', 'fused_in_place']
 ENV_BACKEND = 'TSMNET_SHIFT_BACKEND'
-BACKENDS: dict[str, ModuleType] = {
+BACKENDS: dict[str, ShiftBackend] = {  # modules satisfying ShiftBackend (backend.py)
     'functional': functional, 'torch': torch_ops, 'native': native, 'triton': triton_kernels}
 AUTO_ORDER: tuple[str, ...] = ('triton', 'native', 'torch', 'functional')
 # Under torch.compile, for a copy: an opaque op on the CPU gets the strides it was traced
@@ -318,7 +318,7 @@ NATIVE_COPY = Plan('native', 'copy', 'the caller does not allow shifting its inp
                     ('triton',))
 
 
-def in_place_backend(x: torch.Tensor) -> ModuleType | None:
+def in_place_backend(x: torch.Tensor) -> InPlaceShiftBackend | None:
     """The backend that shifts ``x`` in place here (the forced one, else the first of
     :data:`AUTO_ORDER`; Triton for CUDA tensors only unless forced), or None where none can.
     For kernels below autograd (a registered op's implementation), which make no choice of
@@ -327,8 +327,8 @@ def in_place_backend(x: torch.Tensor) -> ModuleType | None:
     for name in AUTO_ORDER if forced == 'auto' else (forced,):
         if name == 'triton' and forced == 'auto' and x.device.type != 'cuda':
             continue
-        if not BACKENDS[name].reasons(x, True):
-            return BACKENDS[name]
+        if not BACKENDS[name].reasons(x, True):  # only in-place backends accept in place
+            return cast(InPlaceShiftBackend, BACKENDS[name])
     return None
 
 
