@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from parity import randomize
 from torch import nn
 
 from tsmnet import ResNetTSM, TemporalShift
@@ -37,13 +38,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 def _model(**kwargs: Any) -> ResNetTSM:
     """A ResNet-18-TSM in eval mode with non-trivial BN statistics (so BN folding shows)."""
     model = ResNetTSM(18, num_segments=T, pretrained=None, **kwargs)
-    gen = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+    randomize(model, seed=1)
     return model.eval()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from parity import randomize
 from torch import nn
 
 from tsmnet import ResNetTSM
@@ -17,15 +18,10 @@ T = 3
 SIZE = 32
 
 
-def conditioned(model: nn.Module, seed: int = 1) -> nn.Module:
-    """Give every batch norm random statistics and affine parameters; eval mode."""
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+def conditioned(model: nn.Module) -> nn.Module:
+    """The model in eval mode with random batch-norm statistics and affine parameters
+    (``randomize(model, seed=1)``)."""
+    randomize(model, seed=1)
     return model.eval()
 
 
