@@ -20,17 +20,7 @@ from typing import Any
 
 import torch
 
-from tsmnet.benchmark import (
-    Timer,
-    interleaved,
-    loadavg,
-    machine,
-    medians,
-    pinned_threads,
-    ratio,
-    spread,
-    to_json,
-)
+from tsmnet import benchmark
 from tsmnet.benchmark.suite import DTYPES, BenchConfig, build_models, frames
 from tsmnet.shift import backend_status, forced_backend
 
@@ -56,14 +46,14 @@ def _runner(model: Any, x: torch.Tensor, train: bool, grad: torch.Tensor | None)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    with pinned_threads(args.threads) as threads:
+    with benchmark.pinned_threads(args.threads) as threads:
         return _run(args, threads)
 
 
 def _run(args: argparse.Namespace, threads: int) -> dict[str, Any]:
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype]
-    timer = Timer(device)
+    timer = benchmark.Timer(device)
     config = BenchConfig.from_options(args)
     models, _ = build_models(config, device, dtype)
     x = frames(config, device, dtype)
@@ -86,19 +76,19 @@ def _run(args: argparse.Namespace, threads: int) -> dict[str, Any]:
         run_once()
         compile_s[name] = time.perf_counter() - start
         candidates[name] = run_once
-    times = interleaved(timer, candidates, args.repeats, least_s=0.0)
+    times = benchmark.interleaved(timer, candidates, args.repeats, least_s=0.0)
     pairs = {k: v for k, v in PAIRS.items() if v[0] in times and v[1] in times}
     return dict(
-        config=dict(device=str(device), machine=machine(device), dtype=args.dtype,
+        config=dict(device=str(device), machine=benchmark.machine(device), dtype=args.dtype,
                     channels_last=args.channels_last, depth=args.depth,
                     num_segments=args.num_segments, size=args.size, clips=args.batch,
                     train=args.train, repeats=args.repeats, threads=threads,
-                    torch=torch.__version__, loadavg=loadavg(),
+                    torch=torch.__version__, loadavg=benchmark.loadavg(),
                     shift_backend=forced_backend(),
                     shift_backends={k: v or 'available' for k, v in backend_status().items()}),
-        ratios={k: ratio(times, *p) for k, p in pairs.items()},
-        spread={k: spread(times, *p) for k, p in pairs.items()},
-        times_s=medians(times), compile_s=compile_s)
+        ratios={k: benchmark.ratio(times, *p) for k, p in pairs.items()},
+        spread={k: benchmark.spread(times, *p) for k, p in pairs.items()},
+        times_s=benchmark.medians(times), compile_s=compile_s)
 
 
 def table(report: dict[str, Any]) -> str:
@@ -136,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report = run(args)
     print(table(report))
-    print(to_json(report, args.json))
+    print(benchmark.to_json(report, args.json))
     return 0
 
 

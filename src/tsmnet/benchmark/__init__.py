@@ -8,19 +8,7 @@ MMAction2 glue). ``tsmnet bench``, every script in ``benchmarks/`` and the tests
 nothing else in the library imports this package.
 """
 
-from .harness import (
-    Timer,
-    frame_times,
-    interleaved,
-    loadavg,
-    machine,
-    medians,
-    pinned_threads,
-    ratio,
-    saved_bytes,
-    spread,
-    to_json,
-)
+from . import harness
+from .harness import *  # noqa: F403  (the names harness.__all__ lists, owned there)
 
-__all__ = ['Timer', 'frame_times', 'interleaved', 'loadavg', 'machine', 'medians',
-           'pinned_threads', 'ratio', 'saved_bytes', 'spread', 'to_json']
+__all__ = harness.__all__

@@ -27,17 +27,7 @@ from ..shift import (
     temporal_shift,
     use_backend,
 )
-from .harness import (
-    Timer,
-    interleaved,
-    loadavg,
-    machine,
-    medians,
-    pinned_threads,
-    ratio,
-    saved_bytes,
-    spread,
-)
+from . import harness
 
 __all__ = ['DTYPES', 'FIGURES', 'TARGETS', 'BenchConfig', 'bench_memory', 'bench_models',
            'bench_shift', 'build_models', 'frames', 'kernels_ab', 'run_suite', 'shift_sites']
@@ -158,7 +148,7 @@ def shift_sites(model: Any, x: Any) -> list[tuple[Any, int, int, str]]:
 
 # --------------------------------------------------------------------------- figures
 def bench_shift(config: BenchConfig, models: dict[str, Any], x: Any,
-                timer: Timer) -> list[dict[str, Any]]:
+                timer: harness.Timer) -> list[dict[str, Any]]:
     """Rows of shift_fwd / clone and shift_fwd_bwd / mul_fwd_bwd per distinct input shape,
     and for all the sites of one forward."""
     ab = kernels_ab(x)
@@ -212,21 +202,22 @@ def bench_shift(config: BenchConfig, models: dict[str, Any], x: Any,
             fwd_candidates['shift_torch'] = shift_torch
             bwd_candidates['shift_fwd_bwd_torch'] = shift_fwd_bwd_torch
         with torch.no_grad():
-            fwd = interleaved(timer, fwd_candidates, config.repeats * 3)
-        bwd = interleaved(timer, bwd_candidates, config.repeats * 3)
+            fwd = harness.interleaved(timer, fwd_candidates, config.repeats * 3)
+        bwd = harness.interleaved(timer, bwd_candidates, config.repeats * 3)
         row = dict(shape=label,
-                   fwd_ratio=ratio(fwd, 'shift', 'clone'),
-                   fwd_spread=spread(fwd, 'shift', 'clone'),
-                   in_place_ratio=ratio(fwd, 'in_place_undo', 'clone'),
-                   in_place_spread=spread(fwd, 'in_place_undo', 'clone'),
-                   fwd_bwd_ratio=ratio(bwd, 'shift_fwd_bwd', 'mul_fwd_bwd'),
-                   fwd_bwd_spread=spread(bwd, 'shift_fwd_bwd', 'mul_fwd_bwd'),
-                   times_s={**medians(fwd), **medians(bwd)})
+                   fwd_ratio=harness.ratio(fwd, 'shift', 'clone'),
+                   fwd_spread=harness.spread(fwd, 'shift', 'clone'),
+                   in_place_ratio=harness.ratio(fwd, 'in_place_undo', 'clone'),
+                   in_place_spread=harness.spread(fwd, 'in_place_undo', 'clone'),
+                   fwd_bwd_ratio=harness.ratio(bwd, 'shift_fwd_bwd', 'mul_fwd_bwd'),
+                   fwd_bwd_spread=harness.spread(bwd, 'shift_fwd_bwd', 'mul_fwd_bwd'),
+                   times_s={**harness.medians(fwd), **harness.medians(bwd)})
         if ab:
-            row.update(torch_fwd_ratio=ratio(fwd, 'shift_torch', 'clone'),
-                       torch_fwd_spread=spread(fwd, 'shift_torch', 'clone'),
-                       torch_fwd_bwd_ratio=ratio(bwd, 'shift_fwd_bwd_torch', 'mul_fwd_bwd'),
-                       torch_fwd_bwd_spread=spread(bwd, 'shift_fwd_bwd_torch', 'mul_fwd_bwd'))
+            torch_pair = ('shift_fwd_bwd_torch', 'mul_fwd_bwd')
+            row.update(torch_fwd_ratio=harness.ratio(fwd, 'shift_torch', 'clone'),
+                       torch_fwd_spread=harness.spread(fwd, 'shift_torch', 'clone'),
+                       torch_fwd_bwd_ratio=harness.ratio(bwd, *torch_pair),
+                       torch_fwd_bwd_spread=harness.spread(bwd, *torch_pair))
         rows.append(row)
     return rows
 
@@ -239,7 +230,7 @@ def kernels_ab(x: Any) -> bool:
     return choose(x, ShiftSpec.of(1, 1)).backend in ('native', 'triton')
 
 
-def bench_models(config: BenchConfig, models: dict[str, Any], x: Any, timer: Timer,
+def bench_models(config: BenchConfig, models: dict[str, Any], x: Any, timer: harness.Timer,
                  train: bool) -> dict[str, Any]:
     """Inference (or training-step) time of each model, and the ratios."""
     def infer(m: Any) -> Callable[[], Any]:
@@ -277,20 +268,20 @@ def bench_models(config: BenchConfig, models: dict[str, Any], x: Any, timer: Tim
         candidates['tsm_torch'] = torch_ops
         pairs['tsm_torch / no_shift'] = ('tsm_torch', 'no_shift')
         pairs['tsm / tsm_torch'] = ('tsm', 'tsm_torch')
-    times = interleaved(timer, candidates, config.repeats, least_s=0.0)
+    times = harness.interleaved(timer, candidates, config.repeats, least_s=0.0)
     if 'mmaction' in models:
         pairs['tsmnet / mmaction'] = ('tsm', 'mmaction')
         pairs['no_shift / mmaction'] = ('no_shift', 'mmaction')
         if not train:
             pairs['tsm_fused / mmaction'] = ('tsm_fused', 'mmaction')
-    result: dict[str, Any] = {name: ratio(times, *pair) for name, pair in pairs.items()}
-    result['spread'] = {name: spread(times, *pair) for name, pair in pairs.items()}
-    result['times_s'] = medians(times)
+    result: dict[str, Any] = {name: harness.ratio(times, *pair) for name, pair in pairs.items()}
+    result['spread'] = {name: harness.spread(times, *pair) for name, pair in pairs.items()}
+    result['times_s'] = harness.medians(times)
     return result
 
 
 def bench_memory(models: dict[str, Any], x: Any) -> dict[str, Any]:
-    saved = {k: saved_bytes(m, x) for k, m in models.items()}
+    saved = {k: harness.saved_bytes(m, x) for k, m in models.items()}
     result: dict[str, Any] = {'bytes': saved,
                               'tsm / no_shift': saved['tsm'] / saved['no_shift']}
     if 'mmaction' in models:
@@ -299,7 +290,7 @@ def bench_memory(models: dict[str, Any], x: Any) -> dict[str, Any]:
     return result
 
 
-def bench_call_cost(timer: Timer, repeats: int, device: Any, dtype: Any) -> dict[str, Any]:
+def bench_call_cost(timer: harness.Timer, repeats: int, device: Any, dtype: Any) -> dict[str, Any]:
     """The fixed cost of one ``temporal_shift`` call over its kernel, on 8x64x1x1 frames
     (T=8), where the kernel moves almost nothing: the median over interleaved repeats of
     (call - the chosen backend's kernel called directly), in seconds, with ``x.clone()``."""
@@ -308,12 +299,12 @@ def bench_call_cost(timer: Timer, repeats: int, device: Any, dtype: Any) -> dict
     plan = choose(x, spec)
     kernel = BACKENDS[plan.backend].copy
     with torch.no_grad():
-        times = interleaved(timer, {'call': lambda: temporal_shift(x, 8),
-                                    'kernel': lambda: kernel(x, spec),
-                                    'clone': lambda: x.clone()}, repeats * 5)
+        times = harness.interleaved(timer, {'call': lambda: temporal_shift(x, 8),
+                                            'kernel': lambda: kernel(x, spec),
+                                            'clone': lambda: x.clone()}, repeats * 5)
     over = [a - b for a, b in zip(times['call'], times['kernel'])]
     return dict(shape='8x64x1x1', backend=plan.backend, over_kernel_s=statistics.median(over),
-                times_s=medians(times))
+                times_s=harness.medians(times))
 
 
 def _native_status() -> str:
@@ -334,17 +325,17 @@ def run_suite(config: BenchConfig) -> dict[str, Any]:
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f'device is {config.device!r} but torch.cuda.is_available() is False')
     dtype = DTYPES[config.dtype]
-    with pinned_threads(config.threads) as threads:
-        timer = Timer(device)
+    with harness.pinned_threads(config.threads) as threads:
+        timer = harness.Timer(device)
         models, why = build_models(config, device, dtype)
         x = frames(config, device, dtype)
         report: dict[str, Any] = dict(
-            config=dict(device=str(device), machine=machine(device), dtype=config.dtype,
+            config=dict(device=str(device), machine=harness.machine(device), dtype=config.dtype,
                         channels_last=config.channels_last, depth=config.depth,
                         num_segments=config.num_segments, size=config.size,
                         clips=config.batch, frames=config.batch * config.num_segments,
                         repeats=config.repeats, threads=threads, torch=torch.__version__,
-                        loadavg_before=loadavg(),
+                        loadavg_before=harness.loadavg(),
                         mmaction=why or 'ResNetTSM of mmaction2 (same weights)',
                         native_kernels=_native_status(), shift_backends=_backends()),
             targets=TARGETS)
@@ -357,5 +348,5 @@ def run_suite(config: BenchConfig) -> dict[str, Any]:
             report['train'] = bench_models(config, models, x, timer, train=True)
         if 'memory' in config.figures:
             report['memory'] = bench_memory(models, x)
-        report['config']['loadavg_after'] = loadavg()
+        report['config']['loadavg_after'] = harness.loadavg()
     return report
