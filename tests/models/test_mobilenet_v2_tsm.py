@@ -134,6 +134,24 @@ def test_model_pickles_and_reloads(tmp_path):
     assert pickle.loads(pickle.dumps(model)).num_segments == 2
 
 
+@pytest.mark.parametrize('name', ['default', 'no-shift', 'widen-0.35', 'widen-1.4',
+                                  'group-norm', 'out-indices'])
+def test_plain_2d_keys_are_those_of_the_plain_network(name, monkeypatch):
+    """Read off the architecture table, without building a network: the keys of the plain
+    2D MobileNetV2 of the same width and layer configs (the shift's ``.net`` removed)."""
+    kwargs = TSM_OPTIONS[name]
+    model = MobileNetV2TSM(num_segments=2, **kwargs)
+    plain_kwargs = {k: v for k, v in kwargs.items() if k not in ('is_shift', 'shift_div')}
+    plain = set(MobileNetV2(**plain_kwargs).state_dict())
+
+    def no_build(*args, **kwargs):
+        raise AssertionError('plain_2d_keys built a network')
+
+    monkeypatch.setattr(MobileNetV2, '__init__', no_build)
+    assert model.plain_2d_keys() == plain
+    assert model.plain_2d_keys() == {k.replace('.net.', '.') for k in model.state_dict()}
+
+
 def test_public_names():
     assert tsmnet.MobileNetV2 is MobileNetV2 and tsmnet.MobileNetV2TSM is MobileNetV2TSM
     assert tsmnet.models.MobileNetV2TSM is MobileNetV2TSM

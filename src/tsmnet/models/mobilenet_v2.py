@@ -19,8 +19,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils import checkpoint as cp
 
 from ..archs import MOBILENET_V2_STAGES
-from ..weights.checkpoint import load_pretrained
+from ..weights.checkpoint import load_pretrained, unwrapped_keys
 from .frames import check_frames_input
+from .layer_cfgs import act_cfg_or_default, conv_cfg_or_default, norm_cfg_or_default
 
 #: Per stage: expand ratio, output channels (at width 1.0), blocks, stride of the first block.
 ARCH_SETTINGS = MOBILENET_V2_STAGES  # the one table: tsmnet.archs
@@ -39,18 +40,6 @@ def make_divisible(value: float, divisor: int, min_value: int | None = None,
     if rounded < min_ratio * value:
         rounded += divisor
     return rounded
-
-
-def _conv_cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
-    return dict(type='Conv') if cfg is None else dict(cfg)
-
-
-def _norm_cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
-    return dict(type='BN2d', requires_grad=True) if cfg is None else dict(cfg)
-
-
-def _act_cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
-    return dict(type='ReLU6', inplace=True) if cfg is None else dict(cfg)
 
 
 class InvertedResidual(nn.Module):
@@ -157,9 +146,9 @@ class MobileNetV2(BaseModule):
         self.widen_factor = widen_factor
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
-        self.conv_cfg = _conv_cfg(conv_cfg)
-        self.norm_cfg = _norm_cfg(norm_cfg)
-        self.act_cfg = _act_cfg(act_cfg)
+        self.conv_cfg = conv_cfg_or_default(conv_cfg)
+        self.norm_cfg = norm_cfg_or_default(norm_cfg)
+        self.act_cfg = act_cfg_or_default(act_cfg, 'ReLU6')
         self.norm_eval = norm_eval
         self.with_cp = with_cp
 
@@ -209,13 +198,21 @@ class MobileNetV2(BaseModule):
             return
         load_pretrained(self, self.pretrained, torchvision=True)
 
+    def plain_2d_modules(self) -> set[str]:
+        """Names of the ConvModules (conv + norm) of the plain 2D MobileNetV2, read off the
+        architecture table (:mod:`tsmnet.archs`): ``conv1``, ``layerI.J.conv.K`` (three
+        convs, or two in a block that does not expand) and ``conv2``."""
+        names = {'conv1', 'conv2'}
+        for i, (expand_ratio, _, blocks, _) in enumerate(ARCH_SETTINGS):
+            convs = 3 if expand_ratio != 1 else 2
+            names.update(f'layer{i + 1}.{j}.conv.{k}' for j in range(blocks) for k in range(convs))
+        return names
+
     def plain_2d_keys(self) -> set[str]:
-        """State-dict keys of the plain 2D MobileNetV2 of this width: the keys a 2D
-        (ImageNet) checkpoint can fill (see :func:`tsmnet.weights.checkpoint.match_state_dict`)."""
-        plain = MobileNetV2(widen_factor=self.widen_factor, out_indices=self.out_indices,
-                            conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
-                            act_cfg=self.act_cfg)
-        return set(plain.state_dict())
+        """State-dict keys (wrapper segments removed) of this model that the plain 2D
+        MobileNetV2 of its width also has: the keys a 2D (ImageNet) checkpoint can fill (see
+        :func:`tsmnet.weights.checkpoint.match_state_dict`)."""
+        return unwrapped_keys(self, self.plain_2d_modules())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """Args: x: ``[B, 3, H, W]``.

@@ -20,26 +20,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils import checkpoint as cp
 
 from ..archs import RESNET_ARCHS, STEM_CHANNELS
-from ..weights.checkpoint import load_pretrained, unwrap_key, wrap_names_of
+from ..weights.checkpoint import load_pretrained, unwrapped_keys
+from .layer_cfgs import act_cfg_or_default, conv_cfg_or_default, norm_cfg_or_default
 
 Style = Literal['pytorch', 'caffe']
 STYLES: tuple[str, ...] = ('pytorch', 'caffe')
-
-
-def _default(cfg: dict[str, Any] | None, fallback: dict[str, Any]) -> dict[str, Any]:
-    return dict(fallback) if cfg is None else dict(cfg)
-
-
-def _conv_cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
-    return _default(cfg, dict(type='Conv'))
-
-
-def _norm_cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
-    return _default(cfg, dict(type='BN2d', requires_grad=True))
-
-
-def _act_cfg(cfg: dict[str, Any] | None) -> dict[str, Any] | None:
-    return _default(cfg, dict(type='ReLU', inplace=True))
 
 
 class BasicBlock(nn.Module):
@@ -65,10 +50,10 @@ class BasicBlock(nn.Module):
                  conv_cfg: dict[str, Any] | None = None, norm_cfg: dict[str, Any] | None = None,
                  act_cfg: dict[str, Any] | None = None, with_cp: bool = False) -> None:
         super().__init__()
-        conv_cfg, norm_cfg = _conv_cfg(conv_cfg), _norm_cfg(norm_cfg)
+        conv_cfg, norm_cfg = conv_cfg_or_default(conv_cfg), norm_cfg_or_default(norm_cfg)
         self.conv1 = ConvModule(inplanes, planes, kernel_size=3, stride=stride, padding=dilation,
                                 dilation=dilation, bias=False, conv_cfg=conv_cfg,
-                                norm_cfg=norm_cfg, act_cfg=_act_cfg(act_cfg))
+                                norm_cfg=norm_cfg, act_cfg=act_cfg_or_default(act_cfg, 'ReLU'))
         self.conv2 = ConvModule(planes, planes, kernel_size=3, stride=1, padding=1, bias=False,
                                 conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=None)
         self.relu = nn.ReLU(inplace=True)
@@ -115,7 +100,8 @@ class Bottleneck(nn.Module):
                  conv_cfg: dict[str, Any] | None = None, norm_cfg: dict[str, Any] | None = None,
                  act_cfg: dict[str, Any] | None = None, with_cp: bool = False) -> None:
         super().__init__()
-        conv_cfg, norm_cfg, act_cfg = _conv_cfg(conv_cfg), _norm_cfg(norm_cfg), _act_cfg(act_cfg)
+        conv_cfg, norm_cfg = conv_cfg_or_default(conv_cfg), norm_cfg_or_default(norm_cfg)
+        act_cfg = act_cfg_or_default(act_cfg, 'ReLU')
         self.inplanes = inplanes
         self.planes = planes
         self.conv1_stride, self.conv2_stride = (1, stride) if style == 'pytorch' else (stride, 1)
@@ -161,8 +147,8 @@ def make_res_layer(block: type[BasicBlock] | type[Bottleneck], inplanes: int, pl
     downsample = None
     if downsamples(block.expansion, inplanes, planes, stride):
         downsample = ConvModule(inplanes, planes * block.expansion, kernel_size=1, stride=stride,
-                                bias=False, conv_cfg=_conv_cfg(conv_cfg),
-                                norm_cfg=_norm_cfg(norm_cfg), act_cfg=None)
+                                bias=False, conv_cfg=conv_cfg_or_default(conv_cfg),
+                                norm_cfg=norm_cfg_or_default(norm_cfg), act_cfg=None)
     common = dict(style=style, conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg,
                   with_cp=with_cp)
     layers = [block(inplanes, planes, stride, dilation, downsample, **common)]
@@ -253,9 +239,9 @@ class ResNet(BaseModule):
         self.dilations = tuple(dilations)
         self.style = style
         self.frozen_stages = frozen_stages
-        self.conv_cfg = _conv_cfg(conv_cfg)
-        self.norm_cfg = _norm_cfg(norm_cfg)
-        self.act_cfg = _act_cfg(act_cfg)
+        self.conv_cfg = conv_cfg_or_default(conv_cfg)
+        self.norm_cfg = norm_cfg_or_default(norm_cfg)
+        self.act_cfg = act_cfg_or_default(act_cfg, 'ReLU')
         self.norm_eval = norm_eval
         self.partial_bn = partial_bn
         self.with_cp = with_cp
@@ -304,10 +290,7 @@ class ResNet(BaseModule):
         """State-dict keys (wrapper segments removed) of this model that the plain 2D ResNet
         also has: the keys a 2D (ImageNet) checkpoint can fill; subclasses' extra modules
         (non-local blocks) are not among them."""
-        modules = self.plain_2d_modules()
-        wrap_names = wrap_names_of(self)
-        keys = (unwrap_key(k, wrap_names) for k in self.state_dict())
-        return {k for k in keys if k.rsplit('.', 2)[0] in modules}
+        return unwrapped_keys(self, self.plain_2d_modules())
 
     def init_weights(self) -> None:
         """Load ``pretrained`` (converted from torchvision if ``torchvision_pretrain``), or

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,16 @@ def wrap_names_of(model: nn.Module) -> tuple[str, ...]:
     """Wrapper segment names of a model, from its ``_get_wrap_prefix()`` (``'.net'`` style)."""
     get = getattr(model, '_get_wrap_prefix', None)
     return tuple(p.lstrip('.') for p in get()) if get is not None else ()
+
+
+def unwrapped_keys(model: nn.Module, conv_modules: Collection[str] | None = None) -> set[str]:
+    """The model's state-dict keys with the wrapper segments removed; with ``conv_modules``,
+    only the keys of the ``ConvModule`` s named (``conv1`` holds ``conv1.conv.weight``,
+    ``conv1.bn.running_mean`` ...)."""
+    keys = {unwrap_key(k, wrap_names_of(model)) for k in model.state_dict()}
+    if conv_modules is None:
+        return keys
+    return {k for k in keys if k.rsplit('.', 2)[0] in conv_modules}
 
 
 @dataclass
@@ -201,10 +211,7 @@ def _plain_2d_keys(model: nn.Module) -> set[str]:
     give one without this module importing it), else all its keys with the wrapper segments
     removed."""
     get = getattr(model, 'plain_2d_keys', None)
-    if get is not None:
-        return set(get())
-    wrap_names = wrap_names_of(model)
-    return {unwrap_key(k, wrap_names) for k in model.state_dict()}
+    return set(get()) if get is not None else unwrapped_keys(model)
 
 
 
