@@ -62,6 +62,7 @@ def test_scores_equal_inference_recognizer(tmp_path, video, mmaction_models, cap
                  '--json', str(out), '--threads', '2']) == 0
     result = json.loads(out.read_text())['videos'][0]
     assert result['views'] == 3  # ThreeCrop, one clip
+    assert list(result['seconds']) == ['decode', 'transforms', 'model']  # bench_predict's stages
     ours = torch.zeros(400)
     for item in result['top']:
         ours[item['index']] = item['prob']

@@ -27,12 +27,18 @@ from ..fuse import fuse_conv_bn
 from ..models.factory import BACKBONES, create_model
 from ..models.head import TSMHead
 from ..models.recognizer import Recognizer
-from ..video import TestProtocol, VideoError, load_video, probe
+from ..video import TestProtocol, VideoError, VideoTransform, probe, read_sampled
 from ..weights.checkpoint import read_checkpoint
 from ..weights.zoo import weights
 from .errors import CommandError
 
 DEFAULT_MODEL = 'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb'
+# Views per forward pass. Swept on the shared 2-core Xeon, channels-last (2026-12-02, load
+# 2-7, interleaved): 1 and 2 views per pass were 1.42x and 1.20x slower than 4 on 16 views;
+# 8 and 16 were faster there (0.83x, 0.79x) but not on all 80 views (8: 1.01x; 16, 20, 40:
+# 1.2-1.4x, one repeat), so 4 stays until a quiet machine settles it. Contiguous (not
+# channels-last) was 1.35x slower at 4.
+DEFAULT_BATCH = 4
 LOGGER = logging.getLogger(__name__)
 
 
@@ -53,8 +59,9 @@ def add_parser(subparsers: Any) -> None:
                         'temporal clips (1; 2 with twice sampling; dense sampling: its start '
                         'positions) x CROPS of 1, 3 or 10 (e.g. 1,1: one clip, one center '
                         'crop; faster, slightly less accurate)')
-    parser.add_argument('--batch', type=int, default=4,
-                        help='views scored per forward pass (default: 4; memory vs speed)')
+    parser.add_argument('--batch', type=int, default=DEFAULT_BATCH,
+                        help=f'views scored per forward pass (default: {DEFAULT_BATCH}; memory '
+                             'vs speed)')
     parser.add_argument('--json', dest='json_path', help='write the results as JSON')
     parser.add_argument('--device', default='cpu', help='torch device (default: cpu)')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
@@ -110,7 +117,7 @@ class Predictor:
     """
 
     def __init__(self, model: Recognizer, protocol: TestProtocol, labels: Sequence[str],
-                 device: torch.device | str = 'cpu', batch: int = 4) -> None:
+                 device: torch.device | str = 'cpu', batch: int = DEFAULT_BATCH) -> None:
         if batch < 1:
             raise ValueError(f'batch must be >= 1, got {batch}')
         self.device = torch.device(device)
@@ -119,6 +126,7 @@ class Predictor:
         self.model = model.to(memory_format=torch.channels_last) if self.channels_last \
             else model
         self.protocol, self.labels, self.batch = protocol, list(labels), batch
+        self.transform = VideoTransform(protocol)
 
     @torch.inference_mode()
     def scores(self, views: torch.Tensor) -> torch.Tensor:
@@ -137,15 +145,20 @@ class Predictor:
         return self.model.cls_head.average_clip(logits, len(views)).reshape(-1)
 
     def __call__(self, path: str | Path, top: int = 5) -> Prediction:
+        """Top-``top`` classes of one video, and the seconds of its decode, transforms and
+        model stages (what ``benchmarks/bench_predict.py`` times)."""
         tic = time.perf_counter()
-        views = load_video(path, self.protocol)
-        read = time.perf_counter()
+        frames = read_sampled(path, self.protocol)
+        decoded = time.perf_counter()
+        views = self.transform.from_sampled(frames)
+        transformed = time.perf_counter()
         scores = self.scores(views)
         done = time.perf_counter()
         values, indices = scores.topk(min(top, scores.numel()))
         return Prediction(str(path), [(int(i), self.labels[i], float(v))
                                       for v, i in zip(values.tolist(), indices.tolist())],
-                          len(views), {'read': read - tic, 'model': done - read})
+                          len(views), {'decode': decoded - tic, 'transforms': transformed - decoded,
+                                       'model': done - transformed})
 
 
 def _checkpoint_classes(obj: Any) -> tuple[int | None, list[str] | None]:
@@ -193,7 +206,7 @@ def build_architecture(name: str, num_classes: int | None = None, *, depth: int 
 
 def build_predictor(model_name: str, weights_source: str | None = None,
                     labels_path: str | None = None, views: str | None = None,
-                    device: str = 'cpu', batch: int = 4) -> Predictor:
+                    device: str = 'cpu', batch: int = DEFAULT_BATCH) -> Predictor:
     """The :class:`Predictor` of a zoo entry, with its weights or ``weights_source``'s."""
     try:
         entry = weights(model_name)
@@ -247,8 +260,8 @@ def _threads(n: int | None) -> Iterator[None]:
 
 def format_prediction(p: Prediction) -> str:
     width = max(len(label) for _, label, _ in p.top)
-    lines = [f'{p.video}  ({p.views} views, read {p.seconds["read"]:.2f} s, model '
-             f'{p.seconds["model"]:.2f} s)']
+    stages = ', '.join(f'{stage} {seconds:.2f} s' for stage, seconds in p.seconds.items())
+    lines = [f'{p.video}  ({p.views} views, {stages})']
     lines += [f'  {rank}. {label.ljust(width)}  {prob:.4f}'
               for rank, (_, label, prob) in enumerate(p.top, 1)]
     return '\n'.join(lines)

@@ -6,9 +6,9 @@ tsmnet's, so the weights zoo, ``tsmnet predict``, ``tsmnet finetune`` and export
 """
 
 from .decode import VideoError, VideoInfo, probe, read_frames
-from .pipeline import VideoTransform, load_video
+from .pipeline import VideoTransform, load_video, read_sampled
 from .protocol import TestProtocol
 from .sampling import dense_sample_frames, sample_frames
 
 __all__ = ['TestProtocol', 'VideoError', 'VideoInfo', 'VideoTransform', 'dense_sample_frames',
-           'load_video', 'probe', 'read_frames', 'sample_frames']
+           'load_video', 'probe', 'read_frames', 'read_sampled', 'sample_frames']

@@ -77,6 +77,29 @@ class VideoTransform:
         return f'{type(self).__name__}({self.protocol})'
 
 
+def read_sampled(path: str | os.PathLike, protocol: TestProtocol | None = None,
+                 threads: int = 0) -> np.ndarray:
+    """Decode only the frames a protocol samples from a video file, in stacking order.
+
+    :func:`load_video`'s first half (``VideoTransform(protocol).from_sampled`` is the second),
+    apart so that ``tsmnet predict`` can time decoding and transforms one by one.
+
+    Args:
+        path: the video file (any container and codec FFmpeg reads).
+        protocol: the test protocol (default: :class:`TestProtocol`'s defaults).
+        threads: decoding threads (0: FFmpeg's choice).
+
+    Returns:
+        ``[len(frame_indices), H, W, 3]`` uint8 RGB frames.
+
+    Raises:
+        decode.VideoError: when the file cannot be read.
+    """
+    indices = VideoTransform(protocol).frame_indices(decode.probe(path).num_frames)
+    unique, inverse = np.unique(indices, return_inverse=True)  # each frame decoded once
+    return decode.read_frames(path, unique, threads=threads)[inverse]
+
+
 def load_video(path: str | os.PathLike, protocol: TestProtocol | None = None,
                threads: int = 0) -> torch.Tensor:
     """Read a video file as the views a recognizer takes, as MMAction2's test pipeline does.
@@ -92,9 +115,4 @@ def load_video(path: str | os.PathLike, protocol: TestProtocol | None = None,
     Raises:
         decode.VideoError: when the file cannot be read.
     """
-    transform = VideoTransform(protocol)
-    info = decode.probe(path)
-    indices = transform.frame_indices(info.num_frames)
-    unique, inverse = np.unique(indices, return_inverse=True)
-    frames = decode.read_frames(path, unique, threads=threads)
-    return transform.from_sampled(frames[inverse])
+    return VideoTransform(protocol).from_sampled(read_sampled(path, protocol, threads))
