@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -34,11 +35,11 @@ from torch import nn
 
 import tsmnet
 import tsmnet.export  # noqa: F401  (tsmnet.export is callable)
-from tsmnet.commands.bench import machine
+from tsmnet.benchmark.harness import machine
 from tsmnet.demo.config import DemoConfig
 from tsmnet.demo.data import MotionDirection
 from tsmnet.demo.online import build_causal_model
-from tsmnet.demo.train import ClipClassifier, _quiet_logger, build_model
+from tsmnet.demo.train import ClipClassifier, build_model, quiet_logger
 from tsmnet.export import executorch as et
 from tsmnet.export.calibration import normalise_unit_clips
 from tsmnet.export.modules import as_exportable
@@ -71,6 +72,14 @@ def _ort_call(session: Any, inputs: list[torch.Tensor]):
 def _pte_call(path: Path, inputs: list[torch.Tensor]):
     run = et.pte_runner(path)
     return lambda: run(inputs)
+
+
+def _pte_threads(threads: int) -> int:
+    """Give ExecuTorch's XNNPACK threadpool ``threads`` threads (it defaults to the cores)."""
+    from executorch.extension.pybindings import portable_lib
+
+    portable_lib._unsafe_reset_threadpool(threads)
+    return portable_lib._threadpool_get_thread_count()
 
 
 def _timed(candidates: dict[str, Any], repeats: int, calls: int) -> dict[str, list[list[float]]]:
@@ -122,7 +131,7 @@ def _backbone(name: str) -> nn.Module:
     torch.manual_seed(0)
     model = (tsmnet.MobileNetV2TSM(shift_mode='causal', pretrained=None) if name == 'mobilenetv2'
              else tsmnet.ResNetTSM(50, shift_mode='causal', pretrained=None))
-    with _quiet_logger():
+    with quiet_logger():
         model.init_weights()
     return model.eval()
 
@@ -130,6 +139,8 @@ def _backbone(name: str) -> nn.Module:
 def bench_latency(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     pte = et.available() and not args.no_pte
+    if pte:
+        results['executorch_threads'] = _pte_threads(args.threads)
     for name in args.models.split(','):
         model = _backbone(name)
         ex = as_exportable(model)
@@ -329,11 +340,13 @@ def main() -> None:
     import onnxruntime
 
     report['onnxruntime'] = onnxruntime.__version__
+    report['load_average_at_start'] = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix='bench-export.') as tmp:
         if args.accuracy:
             report['accuracy'] = bench_accuracy(args, Path(tmp))
         else:
             report['latency'] = bench_latency(args, Path(tmp))
+    report['load_average_at_end'] = os.getloadavg()
     text = json.dumps(report)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1) + '\n')
