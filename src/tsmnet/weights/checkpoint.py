@@ -60,7 +60,8 @@ def unwrapped_keys(model: nn.Module, conv_modules: Collection[str] | None = None
     """The model's state-dict keys with the wrapper segments removed; with ``conv_modules``,
     only the keys of the ``ConvModule`` s named (``conv1`` holds ``conv1.conv.weight``,
     ``conv1.bn.running_mean`` ...)."""
-    keys = {unwrap_key(k, wrap_names_of(model)) for k in model.state_dict()}
+    wrap_names = wrap_names_of(model)
+    keys = {unwrap_key(k, wrap_names) for k in model.state_dict()}
     if conv_modules is None:
         return keys
     return {k for k in keys if k.rsplit('.', 2)[0] in conv_modules}
