@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from tsmnet import ResNetTSM, TemporalShift, fuse_conv_bn
+from tsmnet.fuse import LiveFoldedConv, foldable
 
 
 def _random_stats(model: nn.Module) -> None:
@@ -67,3 +68,49 @@ def test_bad_input_is_refused() -> None:
     model.layer1[0].conv1.bn.train()
     with pytest.raises(ValueError, match=r'layer1\.0\.conv1 is in training mode'):
         fuse_conv_bn(model)
+
+
+def _conv_bn() -> tuple[nn.Conv2d, nn.BatchNorm2d]:
+    conv, norm = nn.Conv2d(4, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6)
+    _random_stats(norm)
+    return conv, norm.eval()
+
+
+def test_live_fold_equals_conv_then_norm_and_follows_the_live_weights() -> None:
+    conv, norm = _conv_bn()
+    folded = LiveFoldedConv(conv, norm)
+    x = torch.randn(2, 4, 5, 5, dtype=torch.float64)
+    conv.double(), norm.double()  # a cast: new storage, refolded
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), norm(conv(x)), atol=1e-12, rtol=0)
+        conv.weight.mul_(2)  # an in-place write (load_state_dict does these)
+        norm.running_var.add_(1)
+        torch.testing.assert_close(folded(x), norm(conv(x)), atol=1e-12, rtol=0)
+        norm.eps = 0.5
+        torch.testing.assert_close(folded(x), norm(conv(x)), atol=1e-12, rtol=0)
+        conv.weight = nn.Parameter(torch.randn_like(conv.weight))  # replaced
+        torch.testing.assert_close(folded(x), norm(conv(x)), atol=1e-12, rtol=0)
+
+
+def test_live_fold_uses_running_statistics_and_honours_hooks() -> None:
+    conv, norm = _conv_bn()
+    norm.train()  # the fold is eval-mode batch norm whatever the flag
+    folded = LiveFoldedConv(conv, norm)
+    x = torch.randn(2, 4, 5, 5)
+    before = norm.running_mean.clone()
+    with torch.no_grad():
+        want = norm.eval()(conv(x))
+        norm.train()
+        torch.testing.assert_close(folded(x), want, atol=1e-5, rtol=0)
+        seen = []
+        handle = conv.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+        torch.testing.assert_close(folded(x), want, atol=1e-5, rtol=0)
+        handle.remove()
+    assert seen == [torch.Size([2, 6, 5, 5])] and norm.training  # the flag is restored
+    assert torch.equal(norm.running_mean, before)  # the statistics were never updated
+
+
+def test_foldable() -> None:
+    model = ResNetTSM(18, num_segments=4, pretrained=None)
+    assert foldable(model.conv1) and foldable(model.layer1[0].conv1)  # a shift wraps its conv
+    assert not foldable(model.layer1[0]) and not foldable(model.conv1.conv)

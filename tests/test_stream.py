@@ -96,7 +96,10 @@ def test_plain_resnet_streams_per_frame():
     stream = TSMStream(model)
     assert stream.num_sites == 0
     with torch.no_grad():
-        torch.testing.assert_close(stream.step(frames), model(frames), atol=1e-6, rtol=0)
+        want = model(frames)
+        torch.testing.assert_close(stream.step(frames), want, atol=1e-5, rtol=0)  # folded
+        unfolded = TSMStream(model, fold_batch_norms=False).step(frames)
+        torch.testing.assert_close(unfolded, want, atol=1e-6, rtol=0)
 
 
 def test_several_out_indices():
@@ -456,7 +459,11 @@ def test_mobilenet_v2_plain_streams_and_bidirectional_is_refused():
     plain = MobileNetV2().eval()
     frames = torch.randn(2, 3, SIZE, SIZE)
     with torch.no_grad():
-        torch.testing.assert_close(TSMStream(plain).step(frames), plain(frames), atol=0, rtol=0)
+        want = plain(frames)
+        unfolded = TSMStream(plain, fold_batch_norms=False).step(frames)
+        torch.testing.assert_close(unfolded, want, atol=0, rtol=0)
+        folded = TSMStream(plain).step(frames)  # random-init features are tiny: relative
+        assert (folded - want).abs().amax() <= 1e-5 * want.abs().amax()
     why = r"layer2\.1\.conv\.0 \(TemporalShift\) has shift_mode='bidirectional'"
     with pytest.raises(ValueError, match=why):
         TSMStream(MobileNetV2TSM())
@@ -499,3 +506,42 @@ def test_cli_streams_mobilenet_v2(capsys, tmp_path):
     with torch.no_grad():
         pooled = model(clip).mean(dim=(2, 3))
     assert [r['top_feature'] for r in result['frames']] == pooled.argmax(-1).tolist()
+
+
+@pytest.mark.parametrize('backbone', ['resnet', 'mobilenet_v2'])
+def test_folded_and_unfolded_streams_equal_offline(backbone):
+    from tsmnet.fuse import LiveFoldedConv
+    if backbone == 'resnet':
+        model = causal_model(18, 'blockres', 4)
+    else:
+        model = MobileNetV2TSM(num_segments=4, shift_mode='causal', pretrained=None)
+        randomize_bn(model)
+        model.eval()
+    clips = torch.randn(2, 4, 3, SIZE, SIZE)
+    expected = offline(model, clips)
+    folded, unfolded = TSMStream(model), TSMStream(model, fold_batch_norms=False)
+    norms = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert sum(isinstance(m, LiveFoldedConv) for m in folded._net.modules()) == norms
+    assert not any(isinstance(m, LiveFoldedConv) for m in unfolded._net.modules())
+    torch.testing.assert_close(streamed(folded, clips), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(streamed(unfolded, clips), expected, atol=1e-5, rtol=0)
+    # a batch-norm statistic written in place is seen at the next step
+    with torch.no_grad():
+        next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d)).running_mean.add_(1)
+    folded.reset()
+    torch.testing.assert_close(streamed(folded, clips), offline(model, clips), atol=1e-5,
+                               rtol=0)
+
+
+def test_folded_stream_calls_the_model_hooks():
+    model = causal_model(18, 'blockres', 2)
+    calls = []
+    model.layer1[0].conv1.conv.net.register_forward_hook(lambda m, i, o: calls.append('conv'))
+    model.layer1[0].conv1.bn.register_forward_hook(lambda m, i, o: calls.append('bn'))
+    TSMStream(model).step(torch.randn(1, 3, SIZE, SIZE))
+    assert calls == ['conv', 'bn']
+
+
+def test_fold_batch_norms_must_be_a_bool(r18):
+    with pytest.raises(TypeError, match='fold_batch_norms must be a bool'):
+        TSMStream(r18, fold_batch_norms='yes')

@@ -29,6 +29,7 @@ from mmcv.cnn.bricks.non_local import _NonLocalNd
 from torch import nn
 
 from .fileio import atomic_folder
+from .fuse import LiveFoldedConv, foldable
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .models.mobilenet_v2 import MobileNetV2
 from .models.resnet import ResNet
@@ -172,18 +173,33 @@ def _refusal(name: str, module: nn.Module) -> str | None:
 
 
 def _streaming_copy(module: nn.Module, state: _SiteState, sites: list[str],
-                    prefix: str = '') -> nn.Module:
+                    prefix: str = '', fold: bool = False,
+                    norm: nn.Module | None = None) -> nn.Module:
     """A copy of the module tree sharing every parameter and buffer, with each
-    TemporalShift replaced by a :class:`_StreamingShift` (appending its path to ``sites``)."""
+    TemporalShift replaced by a :class:`_StreamingShift` (appending its path to ``sites``).
+
+    With ``fold``, each ``ConvModule`` whose batch norm follows its conv
+    (:func:`tsmnet.fuse.foldable`) runs as one :class:`~tsmnet.fuse.LiveFoldedConv` (``norm``
+    carries that batch norm down to its conv, through a shift that wraps the conv)."""
     if isinstance(module, TemporalShift):
-        net = _streaming_copy(module.net, state, sites, f'{prefix}net.')
+        net = _streaming_copy(module.net, state, sites, f'{prefix}net.', fold, norm)
         index = len(sites)
         sites.append(prefix.rstrip('.'))
         return _StreamingShift(net, module.shift_div, index, sites[-1], state)
     clone = copy.copy(module)  # shares _parameters and _buffers: the weights stay the model's
-    children = {name: None if child is None
-                else _streaming_copy(child, state, sites, f'{prefix}{name}.')
-                for name, child in module._modules.items()}
+    if norm is not None and isinstance(module, nn.Conv2d):
+        return LiveFoldedConv(clone, norm)
+    fold_here = fold and foldable(module)
+    children: dict[str, nn.Module | None] = {}
+    for name, child in module._modules.items():
+        if child is None:
+            children[name] = None
+        elif fold_here and name == module.norm_name:  # type: ignore[union-attr]
+            children[name] = nn.Identity()
+        else:
+            children[name] = _streaming_copy(
+                child, state, sites, f'{prefix}{name}.', fold,
+                copy.copy(module.norm) if fold_here and name == 'conv' else None)
     object.__setattr__(clone, '_modules', children)
     return clone
 
@@ -290,6 +306,12 @@ class TSMStream:
         model: A tsmnet :class:`~tsmnet.ResNetTSM` or :class:`~tsmnet.MobileNetV2TSM` built
             with ``shift_mode='causal'`` (or a plain :class:`~tsmnet.ResNet` or
             :class:`~tsmnet.MobileNetV2`, which have no shift and stream trivially).
+        fold_batch_norms: Run each conv and the batch norm after it as one conv whose
+            weights are folded from the model's current ones (:class:`tsmnet.fuse.
+            LiveFoldedConv`, refolded after a weight load, a move or a cast): one pass over
+            the activations fewer per conv, which is what a single frame pays most for. The
+            features then equal the offline model's up to float rounding (about 1e-6
+            relative in float32) rather than to the last bit. Defaults to True.
 
     Raises:
         TypeError: ``model`` is not a tsmnet backbone, or overrides its forward.
@@ -297,7 +319,9 @@ class TSMStream:
             or a bidirectional shift (each needs future frames).
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, fold_batch_norms: bool = True) -> None:
+        if not isinstance(fold_batch_norms, bool):
+            raise TypeError(f'fold_batch_norms must be a bool, got {fold_batch_norms!r}')
         stages = _stages_of(model)
         if stages is None:
             raise TypeError(f'TSMStream needs a tsmnet ResNetTSM or MobileNetV2TSM (or the 2D '
@@ -318,7 +342,7 @@ class TSMStream:
         self._in_channels = _frame_channels(model)
         sites: list[str] = []
         self._state = _SiteState()
-        self._net = _streaming_copy(model, self._state, sites)
+        self._net = _streaming_copy(model, self._state, sites, fold=fold_batch_norms)
         self._state.resize(len(sites))
         self.sites: tuple[str, ...] = tuple(sites)
         _eval(self._net)
@@ -405,7 +429,7 @@ class TSMStream:
         """Zero buffers for :class:`TSMStreamStep`, one per site, for frames shaped like
         ``frames`` ``[N, C, H, W]`` (one probe pass of the network; this stream's own buffers
         are untouched)."""
-        probe = TSMStream(self.model)
+        probe = TSMStream(self.model, fold_batch_norms=False)  # only the buffers' shapes
         probe.step(frames)
         return [torch.zeros_like(b) for b in probe.buffers]
 
