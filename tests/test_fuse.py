@@ -114,3 +114,5 @@ def test_foldable() -> None:
     model = ResNetTSM(18, num_segments=4, pretrained=None)
     assert foldable(model.conv1) and foldable(model.layer1[0].conv1)  # a shift wraps its conv
     assert not foldable(model.layer1[0]) and not foldable(model.conv1.conv)
+    model.conv1.turn_on_efficient_conv_bn_eval()  # mmcv's own fold: left to mmcv
+    assert not foldable(model.conv1)

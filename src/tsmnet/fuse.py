@@ -81,6 +81,8 @@ def foldable(module: nn.Module) -> bool:
             and isinstance(module.norm, nn.modules.batchnorm._BatchNorm)
             and module.norm.track_running_stats and tuple(module.order[:2]) == ('conv', 'norm')):
         return False
+    if getattr(module, 'efficient_conv_bn_eval_forward', None) is not None:
+        return False  # mmcv's own fold (efficient_conv_bn_eval) calls the norm itself
     conv = module.conv.net if isinstance(module.conv, TemporalShift) else module.conv
     return type(conv).forward in _PLAIN_CONV_FORWARDS
 
