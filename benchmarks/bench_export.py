@@ -154,13 +154,12 @@ def _well_scaled(model: nn.Module, clips: torch.Tensor) -> dict[str, float]:
     layer by layer (MobileNetV2-TSM's features end near 1e-8: torch counts a depthwise conv's
     fan-out as if it were dense; ResNet-50-TSM's at a few hundred). int8 cannot hold 1e-8:
     torchao's PT2E observers keep a scale >= float32's eps, so such a .pte outputs zeros and
-    fails its check. A scalar
-    gain per layer to unit mean square (LSUV, Mishkin & Matas 2016) gives every layer unit
-    scale and keeps Kaiming's relative weights. Per-channel statistics (each BN centring and
-    scaling each channel of its input) would also give unit scale, but make the random
-    network chaotic: small errors grow with depth (ONNX Runtime int8 step cosine 0.83 for
-    MobileNetV2-TSM, 0.94 for ResNet-50-TSM at 64 x 64, against 0.998 here). The graph, and
-    so the latency, is the same.
+    fails its check. A scalar gain per layer to unit mean square (LSUV, Mishkin & Matas 2016)
+    gives every layer unit scale and keeps Kaiming's relative weights. Per-channel statistics
+    (each BN centring and scaling each channel of its input) would also give unit scale, but
+    make the random network chaotic: small errors grow with depth (ONNX Runtime int8 step
+    cosine 0.83 for MobileNetV2-TSM, 0.94 for ResNet-50-TSM at 64 x 64, against 0.998 here).
+    The graph, and so the latency, is the same.
     """
     x = clips.flatten(0, 1)
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
