@@ -2,7 +2,9 @@
 
 ``create_model(name, pretrained=True)`` builds the :class:`Recognizer` of a zoo entry
 (:mod:`tsmnet.weights.zoo`; names are MMAction2's config names) and loads its released
-checkpoint, downloaded through ``torch.hub`` (:mod:`tsmnet.weights.download`).
+checkpoint, downloaded through ``torch.hub`` (:mod:`tsmnet.weights.download`). Keyword
+arguments change the architecture (``depth=18``, ``is_shift=False``...): the backbone is built
+first and the head follows it.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ __all__ = ['create_model', 'list_models']
 
 BACKBONES: dict[str, type[nn.Module]] = {'ResNetTSM': ResNetTSM,
                                          'MobileNetV2TSM': MobileNetV2TSM}
-_HEAD_ARGS = frozenset(inspect.signature(TSMHead).parameters) - {'num_classes', 'in_channels',
-                                                                  'num_segments'}
+# the head's own arguments; in_channels and the shared ones are read off the built backbone
+_HEAD_ARGS = frozenset(inspect.signature(TSMHead).parameters) - {'num_classes', 'in_channels'}
+# the backbone's temporal structure, which the head mirrors (TSMHead takes them too)
+SHARED_ARGS: tuple[str, ...] = ('num_segments', 'is_shift', 'temporal_pool')
 
 
 def list_models(filter: str = '', pretrained: bool | None = None) -> list[str]:
@@ -57,10 +61,13 @@ def create_model(name: str, pretrained: bool | str | Path = False,
             that checkpoint (MMAction2's layout, or a bare state dict). Defaults to False.
         num_classes: Classes of the head; None: the entry's. With weights and another
             number, the backbone is loaded and the head is new (fine-tuning). Defaults to None.
-        **kwargs: Arguments of the backbone (``shift_mode``, ``frozen_stages``...) or of
-            :class:`TSMHead` (``dropout_ratio``, ``average_clips``...), overriding the
-            entry's. ``num_segments`` sets both; ``max_views`` is the
-            :class:`Recognizer`'s.
+        **kwargs: Arguments of the backbone (``depth``, ``shift_mode``, ``frozen_stages``...)
+            or of :class:`TSMHead` (``dropout_ratio``, ``average_clips``...), overriding the
+            entry's; ``max_views`` is the :class:`Recognizer`'s. The backbone is built first
+            and the head follows it: its ``in_channels`` are the backbone's feature channels
+            (``depth=18``: 512), and ``num_segments``, ``is_shift`` and ``temporal_pool`` go to
+            both. ``is_shift=False`` builds a TSN; a TSM checkpoint still loads into it
+            (:meth:`Recognizer.load_checkpoint`).
 
     Returns:
         The :class:`Recognizer`, in train mode (call ``.eval()`` for inference), with
@@ -68,9 +75,15 @@ def create_model(name: str, pretrained: bool | str | Path = False,
 
     Raises:
         tsmnet.weights.zoo.UnknownModelError: ``name`` is not an entry (close names suggested).
-        ValueError, TypeError: Bad ``pretrained``, ``num_classes`` or keyword arguments.
+        TypeError: An argument neither the backbone nor the head takes (named), ``in_channels``,
+            ``temporal_pool=True`` for a backbone that cannot pool time, or a ``pretrained``
+            of another type.
+        ValueError: Bad ``num_classes``, or a bad value of a keyword argument (raised by the
+            backbone or the head, naming it).
+        FileNotFoundError: ``pretrained`` is a path and no file is there.
         tsmnet.weights.download.WeightsDownloadError: The weights cannot be downloaded.
-        tsmnet.weights.checkpoint.CheckpointMismatchError: The checkpoint does not fit the model.
+        tsmnet.weights.checkpoint.CheckpointMismatchError: The checkpoint does not fit the
+            model (e.g. the released ResNet-50 weights with ``depth=18``).
     """
     entry = weights(name)
     if num_classes is not None and (not isinstance(num_classes, int) or
@@ -91,7 +104,21 @@ def create_model(name: str, pretrained: bool | str | Path = False,
 
 def build_recognizer(entry: WeightsEntry, num_classes: int | None = None,
                      **kwargs: Any) -> Recognizer:
-    """The :class:`Recognizer` of ``entry``'s architecture, not initialised from weights."""
+    """The :class:`Recognizer` of ``entry``'s architecture, not initialised from weights.
+
+    Args:
+        entry: The zoo entry.
+        num_classes: Classes of the head; None: the entry's. Defaults to None.
+        **kwargs: As :func:`create_model`'s.
+
+    Returns:
+        The backbone, built first, and a :class:`TSMHead` that follows it (``in_channels``,
+        ``num_segments``, ``is_shift``, ``temporal_pool`` read off the backbone).
+
+    Raises:
+        TypeError: A keyword argument neither part takes, ``in_channels``, or
+            ``temporal_pool=True`` for a backbone without a temporal pool; each named.
+    """
     arch = entry.architecture
     backbone_kwargs = arch['backbone']
     backbone_cls = BACKBONES[backbone_kwargs.pop('type')]
@@ -103,23 +130,28 @@ def build_recognizer(entry: WeightsEntry, num_classes: int | None = None,
         _resnet_args(backbone_cls)
     max_views = kwargs.pop('max_views', None)
     for key, value in kwargs.items():
-        if key == 'num_segments':
-            backbone_kwargs[key] = head_kwargs[key] = value
-        elif key in ('num_classes', 'in_channels'):
-            raise TypeError(f'create_model: pass num_classes=..., not {key} (in_channels '
-                            f'follows the backbone)')
+        if key == 'in_channels':
+            raise TypeError(f'create_model: in_channels is not an argument: the head\'s '
+                            f'in_channels follow the backbone\'s feature channels (change the '
+                            f'backbone, e.g. depth=18), and frames have 3 channels; got '
+                            f'in_channels={value!r}')
+        if key in SHARED_ARGS and key not in backbone_args:
+            if value:  # False/None: what a backbone without it does anyway
+                raise TypeError(f'create_model: {entry.name} has a {backbone_cls.__name__}, '
+                                f'which takes no {key}; got {key}={value!r}')
+        elif key in backbone_args:  # the shared ones too: the head reads them back below
+            backbone_kwargs[key] = value
         elif key in _HEAD_ARGS:
             head_kwargs[key] = value
-        elif key in backbone_args:
-            backbone_kwargs[key] = value
         else:
             raise TypeError(f'create_model got an unexpected keyword argument {key!r} (neither '
                             f'a {backbone_cls.__name__} nor a TSMHead argument)')
-    if backbone_kwargs.get('temporal_pool'):
-        head_kwargs['temporal_pool'] = True
     backbone_kwargs.setdefault('pretrained', None)
-    return Recognizer(backbone_cls(**backbone_kwargs), TSMHead(**head_kwargs),
-                      max_views=max_views)
+    backbone = backbone_cls(**backbone_kwargs)
+    head_kwargs.update(in_channels=backbone.feat_dim, num_segments=backbone.num_segments,
+                       is_shift=bool(backbone.is_shift),
+                       temporal_pool=bool(getattr(backbone, 'temporal_pool', False)))
+    return Recognizer(backbone, TSMHead(**head_kwargs), max_views=max_views)
 
 
 def _resnet_args(backbone_cls: type[nn.Module]) -> frozenset[str]:

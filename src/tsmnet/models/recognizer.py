@@ -1,8 +1,9 @@
 """Recognizer: a TSM backbone and its head, with MMAction2's ``Recognizer2D`` state dict.
 
 A released MMAction2 TSM checkpoint (``backbone.*``, ``cls_head.fc_cls.*``) loads into it
-strictly and safely (``weights_only=True``), with no key conversion; ``forward`` takes
-normalised clips and averages the views of a video as MMAction2's test step does.
+strictly and safely (``weights_only=True``), also into the same model without shifts (a
+TSN); ``forward`` takes normalised clips and averages the views of a video as MMAction2's
+test step does.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ import torch
 from mmengine.logging import MMLogger
 from torch import nn
 
-from ..weights.checkpoint import LoadReport, load_state_dict_checked, read_checkpoint
+from ..weights.checkpoint import (
+    LoadReport,
+    load_state_dict_checked,
+    read_checkpoint,
+    rewrap_state_dict,
+    wrap_names_of,
+)
 from .head import TSMHead
 
 __all__ = ['Recognizer']
@@ -180,7 +187,14 @@ class Recognizer(nn.Module):
 
     def load_checkpoint(self, source: str | Path | Mapping[str, Any], *, strict: bool = True,
                         head: bool = True) -> LoadReport:
-        """Load a released MMAction2 recognizer checkpoint, with no key conversion.
+        """Load a released MMAction2 recognizer checkpoint.
+
+        Keys are MMAction2's; the only conversion is between wrapped and plain layouts
+        (:func:`tsmnet.weights.checkpoint.rewrap_state_dict`): a TSM checkpoint, whose shifted
+        convs carry the :class:`tsmnet.TemporalShift` segment (``...conv1.conv.net.weight``),
+        loads into a model built with ``is_shift=False`` (``...conv1.conv.weight``, a TSN
+        baseline from TSM weights), and a TSN checkpoint into a TSM. The weights are the
+        same tensors; what moved is listed in the report's ``rewrapped``.
 
         Args:
             source: A file (the whole checkpoint with ``meta`` and ``state_dict``, or a bare
@@ -196,20 +210,24 @@ class Recognizer(nn.Module):
         Raises:
             FileNotFoundError, UnsafeCheckpointError, ValueError: see
                 :func:`tsmnet.weights.checkpoint.read_checkpoint`.
-            CheckpointMismatchError: With ``strict``, the checkpoint does not fit exactly.
+            CheckpointMismatchError: With ``strict``, the checkpoint does not fit exactly (no
+                key is dropped to make it fit); nothing is loaded then.
         """
         if isinstance(source, Mapping):
             name, obj = 'state dict', source
         else:
             name, obj = str(source), read_checkpoint(source)
         state_dict = _checkpoint_state_dict(obj, name)
-        if head:
-            return load_state_dict_checked(self, state_dict, strict=strict, source=name)
-        report = LoadReport(skipped=[k for k in state_dict if k.startswith('cls_head.')])
-        backbone = {k: v for k, v in state_dict.items() if not k.startswith('cls_head.')}
-        backbone = {k[len('backbone.'):] if k.startswith('backbone.') else f'<{k}>': v
-                    for k, v in backbone.items()}
-        return load_state_dict_checked(self.backbone, backbone, strict=strict, source=name,
+        report = LoadReport()
+        target: nn.Module = self
+        if not head:
+            report.skipped = [k for k in state_dict if k.startswith('cls_head.')]
+            state_dict = {k[len('backbone.'):] if k.startswith('backbone.') else f'<{k}>': v
+                          for k, v in state_dict.items() if not k.startswith('cls_head.')}
+            target = self.backbone
+        fitted = rewrap_state_dict(state_dict, target.state_dict(), wrap_names_of(self.backbone))
+        report.rewrapped = [new for new, old in zip(fitted, state_dict) if new != old]
+        return load_state_dict_checked(target, fitted, strict=strict, source=name,
                                        report=report)
 
     @classmethod

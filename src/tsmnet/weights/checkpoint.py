@@ -25,6 +25,7 @@ from .keymap import (
     fill_num_batches_tracked,
     infer_arch,
     inflate_in_channels,
+    rewrap_state_dict,
     split_recognizer,
     strip_data_parallel,
     timm_to_resnet,
@@ -38,7 +39,7 @@ from .safe_globals import register_safe_globals
 
 __all__ = ['CheckpointMismatchError', 'LoadReport', 'UnsafeCheckpointError', 'load_pretrained',
            'load_state_dict_checked', 'match_state_dict', 'read_checkpoint', 'read_state_dict',
-           'torchvision_to_resnet', 'unwrap_key', 'wrap_state_dict']
+           'rewrap_state_dict', 'torchvision_to_resnet', 'unwrap_key', 'wrap_state_dict']
 
 
 class CheckpointMismatchError(ValueError):
@@ -79,6 +80,7 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)  # unbuilt stages, recognizer head keys
     inflated: list[str] = field(default_factory=list)  # stem conv fitted to in_channels
     filled: list[str] = field(default_factory=list)  # num_batches_tracked the file lacked
+    rewrapped: list[str] = field(default_factory=list)  # keys given or freed of wrapper segments
     source_format: str = ''  # the layout the file was read as (convert.detect_format)
 
     @property
@@ -95,6 +97,10 @@ class LoadReport:
         if self.filled:
             lines.append(f'{len(self.filled)} num_batches_tracked buffers the file lacks '
                          f'(saved before PyTorch 0.4.1) filled with 0')
+        if self.rewrapped:
+            lines.append(f'{len(self.rewrapped)} keys matched across wrapper segments (a '
+                         f'shifted checkpoint into an unshifted model, or back): '
+                         f'{_short(self.rewrapped)}')
         if self.new_modules:
             lines.append(f'{len(self.new_modules)} keys of modules a 2D ResNet lacks keep their '
                          f'initialisation: {_short(self.new_modules)}')

@@ -10,6 +10,7 @@ from .common import (
     MODULE_PREFIX,
     StateDict,
     fill_num_batches_tracked,
+    rewrap_state_dict,
     strip_data_parallel,
     strip_prefix,
     unwrap_key,
@@ -38,5 +39,6 @@ __all__ = ['BACKBONE_PREFIX', 'CONV1_KEY', 'CONVERTERS', 'HEAD_PREFIX', 'MODULE_
            'SOURCE_FORMATS', 'SourceFormat', 'StateDict', 'detect_format',
            'fill_num_batches_tracked', 'fold_conv_bias_into_bn', 'infer_arch',
            'inflate_conv1_weight', 'inflate_in_channels', 'mmaction_to_mmaction',
-           'split_recognizer', 'strip_data_parallel', 'strip_prefix', 'timm_to_resnet',
-           'torchvision_to_resnet', 'tsm_to_mmaction', 'unwrap_key', 'wrap_state_dict']
+           'rewrap_state_dict', 'split_recognizer', 'strip_data_parallel', 'strip_prefix',
+           'timm_to_resnet', 'torchvision_to_resnet', 'tsm_to_mmaction', 'unwrap_key',
+           'wrap_state_dict']

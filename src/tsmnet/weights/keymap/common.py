@@ -6,6 +6,7 @@ Pure functions from state dict to state dict (or key to key): no file, no model.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 
 import torch
@@ -61,3 +62,26 @@ def wrap_state_dict(state_dict: Mapping[str, torch.Tensor], model_keys: Iterable
     wrap_names = tuple(wrap_names)
     wrapped = {unwrap_key(k, wrap_names): k for k in model_keys}
     return {wrapped.get(k, k): v for k, v in state_dict.items()}
+
+
+def rewrap_state_dict(state_dict: Mapping[str, torch.Tensor], model_keys: Iterable[str],
+                      wrap_names: Iterable[str]) -> StateDict:
+    """Give the keys of ``state_dict`` the wrapper segments of ``model_keys``, adding or
+    removing them (a TSM file's ``layer1.0.conv1.conv.net.weight`` for a TSN's
+    ``layer1.0.conv1.conv.weight``, and back).
+
+    A key the model has stays; another key moves to the one model key with the same unwrapped
+    form. Nothing is dropped or merged: a key with no such model key, or one of several file
+    keys that would land on the same model key, stays as it is, for a strict load to report.
+    """
+    wrap_names = tuple(wrap_names)
+    own = set(model_keys)
+    by_plain: dict[str, list[str]] = {}
+    for key in own:
+        by_plain.setdefault(unwrap_key(key, wrap_names), []).append(key)
+    target: dict[str, str] = {}
+    for key in state_dict:
+        found = by_plain.get(unwrap_key(key, wrap_names), [])
+        target[key] = key if key in own or len(found) != 1 else found[0]
+    landed = Counter(target.values())
+    return {(target[k] if landed[target[k]] == 1 else k): v for k, v in state_dict.items()}
