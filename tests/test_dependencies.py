@@ -37,7 +37,7 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     'benchmark': (EVERYTHING - {'__main__', 'cli', 'commands', 'demo', 'export'},
                   {'weights.conversion'}),
     'benchmark.harness': ({'fileio'}, set()),
-    'stream': (BELOW_MODELS | {'models'}, {'weights.conversion'}),
+    'stream': (BELOW_MODELS | {'models', 'fuse'}, {'weights.conversion'}),
     'registry': (BELOW_MODELS | {'models'}, {'weights.conversion'}),
     'engine': ({'registry'}, set()),
     'models': (BELOW_MODELS | {'models'}, {'weights.conversion'}),
