@@ -509,3 +509,18 @@ def test_message_hub_numpy_scalars(tmp_path):
 def test_version_and_public_names():
     assert tsmnet.register_safe_globals is not None
     assert LoadReport().complete
+
+
+def test_tsm_file_loads_into_a_tsn_backbone_and_back(tmp_path):
+    """A TSM checkpoint (wrapped keys) fills an is_shift=False backbone strictly, tensor for
+    tensor, and a TSN's (plain keys) fills a TSM; the moved keys are reported."""
+    torch.manual_seed(0)
+    tsm, tsn = ResNetTSM(18, num_segments=4), ResNetTSM(18, num_segments=4, is_shift=False)
+    for src, dst in ((tsm, tsn), (tsn, ResNetTSM(18, num_segments=4))):
+        torch.save({'state_dict': {f'backbone.{k}': v for k, v in src.state_dict().items()}},
+                   tmp_path / 'file.pth')
+        report = load_pretrained(dst, tmp_path / 'file.pth', torchvision=False)
+        assert report.complete and len(report.rewrapped) == 8  # the 8 shifted convs
+        plain = {re.sub(r'\.net\.', '.', k): v for k, v in src.state_dict().items()}
+        for key, value in dst.state_dict().items():
+            assert torch.equal(value, plain[re.sub(r'\.net\.', '.', key)]), key

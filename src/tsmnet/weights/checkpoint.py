@@ -334,8 +334,17 @@ def to_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
             strip_data_parallel(state_dict)
         backbone, rest = split_recognizer(recognizer)
         report.skipped.extend(rest)
-        return fill_num_batches_tracked(backbone, report.filled), False
-    return fill_num_batches_tracked(strip_data_parallel(state_dict), report.filled), False
+        return _rewrapped(fill_num_batches_tracked(backbone, report.filled), model, report), False
+    own = fill_num_batches_tracked(strip_data_parallel(state_dict), report.filled)
+    return _rewrapped(own, model, report), False
+
+
+def _rewrapped(state_dict: StateDict, model: nn.Module, report: LoadReport) -> StateDict:
+    """``state_dict`` with its keys given or freed of ``model``'s wrapper segments (a TSM file
+    into an ``is_shift=False`` backbone, and back), listed in ``report.rewrapped``."""
+    fitted = rewrap_state_dict(state_dict, model.state_dict(), wrap_names_of(model))
+    report.rewrapped.extend(new for new, old in zip(fitted, state_dict) if new != old)
+    return fitted
 
 
 def _mobilenet_v2_backbone_keys(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
@@ -370,7 +379,8 @@ def load_pretrained(model: nn.Module, source: str | Path, *, torchvision: bool,
     timm ImageNet ResNet (converted, classifier dropped, wrapper segments added, the stem
     conv inflated when ``in_channels != 3``), an original TSM release checkpoint
     (converted), an MMAction2 recognizer checkpoint (its ``backbone.`` keys; the head is
-    skipped and reported) or bare tsmnet backbone keys. A MobileNetV2(TSM) reads
+    skipped and reported) or bare tsmnet backbone keys; the keys of those last three follow
+    the model's wrappers (a TSM file loads into an ``is_shift=False`` backbone and back). A MobileNetV2(TSM) reads
     torchvision's, MMPretrain's, the TSM online demo's and MMAction2's MobileNetV2 layouts
     (:mod:`tsmnet.weights.keymap.mobilenet_v2`).
 
