@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.autograd import forward_ad
 
 from .dispatch import BACKENDS, Plan, choose, functorch_active
 from .in_place import shift_owned, shifted_in_place
@@ -72,9 +73,15 @@ def shift_copy(x: torch.Tensor, spec: ShiftSpec, plan: Plan) -> torch.Tensor:
         return backend.traced(x, spec)
     if plan.backend == 'functional':
         return backend.shift(x, spec)
-    if (torch.is_grad_enabled() and x.requires_grad) or functorch_active():
+    if functorch_active() or (plan.backend != 'native' and (
+            (torch.is_grad_enabled() and x.requires_grad) or _forward_ad())):
         return ShiftFunction.apply(x, spec, backend)  # vmap, jvp and grad rules
-    return backend.copy(x, spec)
+    return backend.copy(x, spec)  # the native op differentiates itself, in C++
+
+
+def _forward_ad() -> bool:
+    """Whether a ``torch.autograd.forward_ad`` level is open (a tangent may ride on x)."""
+    return forward_ad._current_level >= 0
 
 
 class ShiftConv2dFunction(torch.autograd.Function):

@@ -246,6 +246,16 @@ def _compiled_strategy(in_place: bool, net: nn.Module | None) -> tuple[str, str]
     return 'copy', 'compiling: the registered op'
 
 
+def plain_eager_cpu(x: torch.Tensor) -> bool:
+    """Whether ``x`` is on the CPU in plain eager mode with the backend left to ``auto``: no
+    compiling, tracing, exporting or ``torch.func`` transform. Then a
+    copying shift is the native op if the kernels take ``x`` (:data:`NATIVE_COPY`); the
+    per-call half of that answer, whose other half depends on the signature only."""
+    return (x.is_cpu and not torch.compiler.is_compiling() and forced_backend() == 'auto'
+            and not torch._C._is_tracing() and not torch.compiler.is_exporting()
+            and not functorch_active())
+
+
 def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
            net: nn.Module | None = None) -> Plan:
     """Choose the backend and the strategy of one shift of ``x``.
@@ -260,12 +270,9 @@ def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
     Raises:
         RuntimeError: The forced backend cannot take ``x`` (the message says why).
     """
-    forced = forced_backend()
-    if (net is None and not in_place and forced == 'auto' and x.is_cpu
-            and not torch.compiler.is_compiling() and not torch._C._is_tracing()
-            and not torch.compiler.is_exporting() and not functorch_active()
-            and not native.reasons(x, False)):
+    if net is None and not in_place and plain_eager_cpu(x) and not native.reasons(x, False):
         return NATIVE_COPY  # the plain op on the CPU: the one answer, without the walk below
+    forced = forced_backend()
     if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_exporting():
         if forced not in ('auto', 'functional'):
             raise RuntimeError(f'shift backend {forced!r} (forced) cannot be traced: '
@@ -314,6 +321,8 @@ def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
     return Plan(name, strategy, why, passed_over)
 
 
+# The native op (tsmnet::shift_copy), whose autograd and forward AD are in C++; torch.func
+# transforms take the Python autograd.Function instead (they need its vmap rule).
 NATIVE_COPY = Plan('native', 'copy', 'the caller does not allow shifting its input in place',
                     ('triton',))
 

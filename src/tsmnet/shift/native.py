@@ -45,6 +45,7 @@ from .spec import ShiftSpec, dense_frames, frames_layout, is_lazy_view
 
 NAME = 'native'
 SOURCE = Path(__file__).with_name('csrc') / 'shift.cpp'
+BINDING = SOURCE.with_name('binding.cpp')  # shift_copy as a Python function (see there)
 ENV_SWITCH = 'TSMNET_NATIVE'
 ENV_TIMEOUT = 'TSMNET_NATIVE_BUILD_TIMEOUT'
 DEFAULT_TIMEOUT_S = 300.0
@@ -52,7 +53,7 @@ DEFAULT_TIMEOUT_S = 300.0
 _UNSET: Any = object()
 _kernels: Any = _UNSET  # torch.ops.tsmnet once built, None where they cannot be
 _why_not = ''
-_ops: tuple[Any, ...] = ()  # shift_copy, shift_, unshift_ as overloads (no overload lookup)
+_ops: tuple[Any, ...] = ()  # shift_copy, shift_, unshift_, their overloads' C++ callables
 _thread_lock = threading.Lock()
 
 
@@ -102,8 +103,18 @@ def reasons(x: torch.Tensor, in_place: bool) -> list[str]:
 
 
 def copy(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
-    """The shift of ``x`` into a new tensor of its memory format (one pass)."""
-    return _ops[0](x, *spec.op_args)  # type: ignore[attr-defined]
+    """The shift of ``x`` into a new tensor of its memory format (one pass). Differentiable:
+    the op's autograd (the opposite shift) and forward AD are in C++ (``csrc/shift.cpp``)."""
+    if type(x) is torch.Tensor and not torch._C._is_torch_function_mode_enabled():
+        return copy_op(x, *spec.op_args)  # type: ignore[attr-defined]
+    return _ops[0](x, *spec.op_args)  # type: ignore[attr-defined]  (__torch_function__)
+
+
+def copy_op(x: torch.Tensor, t: int, fold: int, dirs: list[int]) -> torch.Tensor:
+    """The op ``tsmnet::shift_copy`` called from its own binding (``csrc/binding.cpp``),
+    once built: through the dispatcher, but not Python's ``__torch_function__``, so for plain
+    tensors with no torch-function mode only."""
+    raise RuntimeError(f'tsmnet: the native kernels are not built ({_why_not or "not yet"})')
 
 
 def shift_(x: torch.Tensor, spec: ShiftSpec, keep: bool) -> Callable[[], None]:
@@ -184,7 +195,7 @@ def _timeout_s() -> float:
 
 
 def _build() -> None:
-    global _kernels, _why_not, _ops
+    global _kernels, _why_not, _ops, copy_op
     with _thread_lock:
         if _kernels is not _UNSET:
             return
@@ -208,13 +219,16 @@ def _build() -> None:
                         return _fail(missing)
                     print_log('tsmnet: building the native shift kernels, once per torch '
                               'version (10-20 s)', logger='current')
-                cpp_extension.load(
-                    name, [str(SOURCE)], is_python_module=False, build_directory=str(folder),
-                    extra_cflags=['-O3', '-fopenmp'], extra_ldflags=['-fopenmp'])
+                module = cpp_extension.load(
+                    name, [str(SOURCE), str(BINDING)], is_python_module=True,
+                    build_directory=str(folder), extra_cflags=['-O3', '-fopenmp'],
+                    extra_ldflags=['-fopenmp'])
             ops = torch.ops.tsmnet
             ops.shift_copy  # noqa: B018  (raises if the library did not register)
             _register_fakes()
-            _ops = (ops.shift_copy.default, ops.shift_.default, ops.unshift_.default)
+            # the overloads' C++ callables: OpOverload.__call__ is one more Python frame
+            _ops = (ops.shift_copy.default._op, ops.shift_.default._op, ops.unshift_.default._op)
+            copy_op = module.shift_copy
             _kernels = ops
         except Exception as err:  # a failed build, a read-only or full cache: fall back
             _fail(f'{type(err).__name__}: {err}'.strip())
@@ -224,7 +238,8 @@ def build_name() -> str:
     """The extension's name: one build per source and torch version (torch keys its cache
     folder on the name)."""
     return 'tsmnet_shift_' + hashlib.sha256(
-        SOURCE.read_bytes() + torch.__version__.encode()).hexdigest()[:12]
+        SOURCE.read_bytes() + BINDING.read_bytes() + torch.__version__.encode()
+    ).hexdigest()[:12]
 
 
 def _missing_tools(cpp_extension: Any) -> str:

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from . import native
-from .autograd import ShiftFunction, shift_copy
-from .dispatch import BACKENDS, NATIVE_COPY, choose
+from .autograd import shift_copy
+from .dispatch import BACKENDS, NATIVE_COPY, choose, plain_eager_cpu
 from .fused import shift_conv2d
 from .in_place import shifted_in_place
 from .spec import ShiftMode, ShiftSpec, spec_for
@@ -45,26 +45,28 @@ def temporal_shift(
     Returns:
         The shifted frames, ``[N * T, C, H, W]``, a new tensor.
     """
-    key = (num_segments, shift_div, mode, x.shape) if (
-        type(x) is torch.Tensor and type(num_segments) is int and type(shift_div) is int
-        and not torch.compiler.is_compiling()) else None
-    spec = None if key is None else _checked.get(key)
-    if spec is None:  # checked once per signature: the checks stay out of the hot path
-        spec = spec_for(x, num_segments, shift_div, mode)
-        if key is not None:
-            if len(_checked) >= 1024:
-                _checked.clear()
-            _checked[key] = spec
+    if type(x) is torch.Tensor and plain_eager_cpu(x):
+        op_args = _native_ready.get((num_segments, shift_div, mode, x.shape, x.stride(), x.dtype))
+        if op_args is not None and not (x.is_conj() or x.is_neg() or
+                                        torch._C._is_torch_function_mode_enabled()):
+            # what choose() answers for this signature (NATIVE_COPY), asked once: one C++ op
+            # call, its autograd (and forward AD) in C++ too
+            return native.copy_op(x, *op_args)
+    spec = spec_for(x, num_segments, shift_div, mode)
     plan = choose(x, spec)
-    if plan is NATIVE_COPY:  # the common eager case, without shift_copy's questions
-        if x.requires_grad and torch.is_grad_enabled():
-            return ShiftFunction.apply(x, spec, native)
-        return native.copy(x, spec)
+    if plan is NATIVE_COPY and type(x) is torch.Tensor and type(num_segments) is int and \
+            type(shift_div) is int:
+        if len(_native_ready) >= 1024:
+            _native_ready.clear()
+        _native_ready[(num_segments, shift_div, mode, x.shape, x.stride(), x.dtype)] = \
+            spec.op_args
     return shift_copy(x, spec, plan)
 
 
-# (num_segments, shift_div, mode, x.shape) -> the checked spec, for plain tensors in eager
-_checked: dict[tuple, ShiftSpec] = {}
+# (num_segments, shift_div, mode, shape, strides, dtype) -> the native op's arguments, for the
+# signatures of plain CPU tensors that choose() sent to the native copy: the checks of the
+# arguments and the layout stay out of the hot path
+_native_ready: dict[tuple, tuple] = {}
 
 
 def shift_then(net: nn.Module, x: torch.Tensor, num_segments: int, shift_div: int = 8,

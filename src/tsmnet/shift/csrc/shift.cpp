@@ -12,6 +12,7 @@
 // frames are one row per pixel (a group is fold elements).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/autograd.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -60,7 +61,7 @@ Frames frames_of(const at::Tensor& x, int64_t t, int64_t fold, int64_t groups) {
   return f;
 }
 
-void check_dirs(const std::vector<int64_t>& dirs) {
+void check_dirs(at::IntArrayRef dirs) {
   for (int64_t d : dirs)
     TORCH_CHECK(d >= -1 && d <= 1, "tsmnet shift kernels: a direction must be -1, 0 or 1, got ", d);
 }
@@ -73,7 +74,7 @@ void run(int64_t items, int64_t bytes, const F& body) {
 
 // out = shift(x), each output byte written once, copied from the frame its group reads or
 // zeroed. Tasks: (frame, rows chunk, bytes chunk).
-at::Tensor shift_copy(const at::Tensor& x, int64_t t, int64_t fold, std::vector<int64_t> dirs) {
+at::Tensor shift_copy(const at::Tensor& x, int64_t t, int64_t fold, at::IntArrayRef dirs) {
   check_dirs(dirs);
   const Frames in = frames_of(x, t, fold, static_cast<int64_t>(dirs.size()));
   at::Tensor out = at::empty_like(x);
@@ -112,7 +113,7 @@ at::Tensor shift_copy(const at::Tensor& x, int64_t t, int64_t fold, std::vector<
 // so no copy of the group is needed: only the one frame the move drops is kept, in `edges`
 // (per clip and group, the group's bytes of one frame), and the undo writes it back. Rows
 // and byte ranges of a group are independent, which is what the threads share.
-void move(const Frames& x, const std::vector<int64_t>& dirs, char* edges, bool undo) {
+void move(const Frames& x, at::IntArrayRef dirs, char* edges, bool undo) {
   const int64_t per_group = x.rows * x.group;  // bytes of a group in one frame
   if (per_group == 0 || x.clips == 0) return;
   const int64_t row_tasks = x.row_tasks();
@@ -153,7 +154,7 @@ void move(const Frames& x, const std::vector<int64_t>& dirs, char* edges, bool u
 
 // Shifts x in place. With keep, returns the frames the shift dropped, which unshift_ needs;
 // otherwise an empty tensor (for a tensor that stays shifted, like a gradient).
-at::Tensor shift_(at::Tensor x, int64_t t, int64_t fold, std::vector<int64_t> dirs, bool keep) {
+at::Tensor shift_(at::Tensor x, int64_t t, int64_t fold, at::IntArrayRef dirs, bool keep) {
   check_dirs(dirs);
   const Frames f = frames_of(x, t, fold, static_cast<int64_t>(dirs.size()));
   const int64_t per_group = f.rows * f.group / static_cast<int64_t>(x.element_size());
@@ -164,7 +165,7 @@ at::Tensor shift_(at::Tensor x, int64_t t, int64_t fold, std::vector<int64_t> di
 
 // Undoes shift_(x, t, fold, dirs, keep=true), given the edges it returned: x comes back bit
 // for bit.
-void unshift_(at::Tensor x, int64_t t, int64_t fold, std::vector<int64_t> dirs,
+void unshift_(at::Tensor x, int64_t t, int64_t fold, at::IntArrayRef dirs,
               const at::Tensor& edges) {
   check_dirs(dirs);
   const Frames f = frames_of(x, t, fold, static_cast<int64_t>(dirs.size()));
@@ -173,6 +174,69 @@ void unshift_(at::Tensor x, int64_t t, int64_t fold, std::vector<int64_t> dirs,
                       f.clips * f.groups * f.rows * f.group,
               "tsmnet shift kernels: edges do not come from shift_ of this x");
   move(f, dirs, static_cast<char*>(edges.data_ptr()), true);
+}
+
+// shift_copy through the dispatcher, so that a gradient taken with create_graph=True records
+// it again (double backward).
+at::Tensor call_shift_copy(const at::Tensor& x, int64_t t, int64_t fold, at::IntArrayRef dirs) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("tsmnet::shift_copy", "")
+                             .typed<at::Tensor(const at::Tensor&, int64_t, int64_t,
+                                               at::IntArrayRef)>();
+  return op.call(x, t, fold, dirs);
+}
+
+// x if contiguous or channels-last, else a contiguous copy (a gradient may come expanded).
+at::Tensor dense(const at::Tensor& x) {
+  return x.is_contiguous() || x.is_contiguous(at::MemoryFormat::ChannelsLast) ? x
+                                                                              : x.contiguous();
+}
+
+// The gradient of a shift is the opposite shift (directions negated), of the gradient made
+// dense if it comes expanded or strided; nothing is saved. In C++ so that an eager shift
+// under autograd costs one op call, not a Python autograd.Function (torch.func transforms,
+// which need a vmap rule and a jvp, take the Python one: tsmnet/shift/autograd.py).
+class ShiftCopyFunction : public torch::autograd::Function<ShiftCopyFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            int64_t t, int64_t fold, at::IntArrayRef dirs) {
+    std::vector<int64_t> back(dirs.begin(), dirs.end());
+    for (int64_t& d : back) d = -d;
+    ctx->saved_data["t"] = t;
+    ctx->saved_data["fold"] = fold;
+    ctx->saved_data["back"] = back;
+    at::AutoDispatchBelowADInplaceOrView below;
+    return call_shift_copy(x, t, fold, dirs);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const at::Tensor grad = dense(grads[0]);
+    const std::vector<int64_t> back = ctx->saved_data["back"].toIntVector();
+    return {call_shift_copy(grad, ctx->saved_data["t"].toInt(), ctx->saved_data["fold"].toInt(),
+                            back),
+            at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor shift_copy_autograd(const at::Tensor& x, int64_t t, int64_t fold,
+                               at::IntArrayRef dirs) {
+  // Forward-mode AD (torch.autograd.forward_ad, whose one level is 0): the tangent is shifted
+  // the same way. A C++ autograd::Function has no jvp: it gets the primal, a view of x
+  // without the tangent that backward mode still differentiates through.
+  const at::Tensor& tangent = x._fw_grad(/*level=*/0);
+  const at::Tensor primal = tangent.defined() ? x._fw_primal(/*level=*/0) : x;
+  at::Tensor out;
+  if (at::GradMode::is_enabled() && x.requires_grad()) {
+    out = ShiftCopyFunction::apply(primal, t, fold, dirs);
+  } else {
+    at::AutoDispatchBelowADInplaceOrView below;  // no graph to record: straight to the kernel
+    out = call_shift_copy(primal, t, fold, dirs);
+  }
+  if (tangent.defined())
+    out._set_fw_grad(call_shift_copy(dense(tangent), t, fold, dirs), /*level=*/0,
+                     /*is_inplace_op=*/false);
+  return out;
 }
 
 }  // namespace
@@ -188,3 +252,5 @@ TORCH_LIBRARY_IMPL(tsmnet, CPU, m) {
   m.impl("shift_", &shift_);
   m.impl("unshift_", &unshift_);
 }
+
+TORCH_LIBRARY_IMPL(tsmnet, Autograd, m) { m.impl("shift_copy", &shift_copy_autograd); }
