@@ -146,3 +146,31 @@ def test_memory_against_mmaction(mmaction_models) -> None:
     ref.load_state_dict(ours.state_dict())
     ratio = saved_bytes(ours, x) / saved_bytes(ref, x)
     assert ratio <= 0.85, ratio
+
+
+def test_apply_positional_is_function_apply_without_the_binding():
+    """The fused site's apply skips Function.apply's per-call signature binding, and only
+    that: same output, gradients and node; under a torch.func transform it is apply itself."""
+    from tsmnet.shift import native, torch_ops
+    from tsmnet.shift.autograd import ShiftConv2dFunction, ShiftFunction, apply_positional
+    from tsmnet.shift.spec import ShiftSpec
+
+    backend = native if native.kernels() is not None else torch_ops
+    spec = ShiftSpec.of(T, 2)
+    x = torch.randn(2 * T, 16, 3, 3, dtype=torch.float64)
+    w = torch.randn(8, 16, 3, 3, dtype=torch.float64)
+    conf = (spec, backend, (1, 1), (1, 1), (1, 1), 1, True)
+    runs = []
+    for apply in (ShiftConv2dFunction.apply,
+                  lambda *a: apply_positional(ShiftConv2dFunction, *a)):
+        xi, wi = x.clone().requires_grad_(), w.clone().requires_grad_()
+        out = apply(xi, wi, None, *conf)
+        out.backward(torch.ones_like(out))
+        runs.append((out.detach(), xi.grad, wi.grad, type(out.grad_fn).__name__))
+    for got, want in zip(runs[1], runs[0]):
+        assert got == want if isinstance(got, str) else torch.equal(got, want)
+    assert runs[1][3] == 'ShiftConv2dFunctionBackward'
+    grad = torch.func.grad(lambda a: apply_positional(ShiftFunction, a, spec, backend).sum())(x)
+    ref = x.clone().requires_grad_()
+    temporal_shift_reference(ref, T, 8).sum().backward()
+    assert torch.equal(grad, ref.grad)

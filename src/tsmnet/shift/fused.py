@@ -26,7 +26,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from . import library
-from .autograd import ShiftConv2dFunction
+from .autograd import ShiftConv2dFunction, apply_positional
 from .dispatch import BACKENDS, choose, in_place_backend
 from .in_place import shift_owned, shifted_in_place
 from .spec import ShiftSpec, dense_frames
@@ -70,8 +70,8 @@ def shift_conv2d(x: torch.Tensor, conv: nn.Conv2d, spec: ShiftSpec, backend: Mod
         return torch.ops.tsmnet.shift_conv2d(
             x, weight, bias, list(conv.stride), list(conv.padding), list(conv.dilation),
             conv.groups, *library.op_args(spec))
-    return ShiftConv2dFunction.apply(x, weight, bias, spec, backend, conv.stride,
-                                     conv.padding, conv.dilation, conv.groups, in_place)
+    return apply_positional(ShiftConv2dFunction, x, weight, bias, spec, backend, conv.stride,
+                            conv.padding, conv.dilation, conv.groups, in_place)
 
 
 # --------------------------------------------------------------------------- registered ops
