@@ -87,23 +87,22 @@ def test_the_hot_path_is_seen_by_dispatch_and_function_modes_and_the_profiler():
     x = frames(dtype=torch.float32)
     temporal_shift(x, T, 8)  # the signature is known: what follows takes the hot path
 
-    class Functions(TorchFunctionMode):
+    class Recording:
         def __init__(self):
             super().__init__()
             self.seen = []
 
+        def record(self, func, args, kwargs):
+            self.seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    class Functions(Recording, TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            self.seen.append(str(func))
-            return func(*args, **(kwargs or {}))
+            return self.record(func, args, kwargs)
 
-    class Ops(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.seen = []
-
+    class Ops(Recording, TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.seen.append(str(func))
-            return func(*args, **(kwargs or {}))
+            return self.record(func, args, kwargs)
 
     with Functions() as functions:
         out = temporal_shift(x, T, 8)
@@ -126,3 +125,8 @@ def test_a_known_signature_still_gets_each_tensors_checks():
         temporal_shift(x, 3, 8)
     with pytest.raises(ValueError, match='mode'):
         temporal_shift(x, T, 8, 'casual')
+    # arguments that cannot key the cache get the checks' errors, not a hashing error
+    with pytest.raises((TypeError, ValueError), match='num_segments'):
+        temporal_shift(x, [T], 8)
+    with pytest.raises((TypeError, ValueError), match='mode'):
+        temporal_shift(x, T, 8, ['bidirectional'])

@@ -248,9 +248,9 @@ def _compiled_strategy(in_place: bool, net: nn.Module | None) -> tuple[str, str]
 
 def plain_eager_cpu(x: torch.Tensor) -> bool:
     """Whether ``x`` is on the CPU in plain eager mode with the backend left to ``auto``: no
-    compiling, tracing, exporting or ``torch.func`` transform. Then a
-    copying shift is the native op if the kernels take ``x`` (:data:`NATIVE_COPY`); the
-    per-call half of that answer, whose other half depends on the signature only."""
+    compiling, tracing, exporting or ``torch.func`` transform. Then a copying shift is the
+    native op if the kernels take ``x`` (:data:`NATIVE_COPY`): this is the half of that answer
+    that can change between two calls; the other half depends on the signature only."""
     return (x.is_cpu and not torch.compiler.is_compiling() and forced_backend() == 'auto'
             and not torch._C._is_tracing() and not torch.compiler.is_exporting()
             and not functorch_active())

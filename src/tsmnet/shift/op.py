@@ -45,8 +45,11 @@ def temporal_shift(
     Returns:
         The shifted frames, ``[N * T, C, H, W]``, a new tensor.
     """
-    if type(x) is torch.Tensor and plain_eager_cpu(x):
-        op_args = _native_ready.get((num_segments, shift_div, mode, x.shape, x.stride(), x.dtype))
+    key = None
+    if (type(x) is torch.Tensor and type(num_segments) is int and type(shift_div) is int
+            and type(mode) is str and plain_eager_cpu(x)):
+        key = (num_segments, shift_div, mode, x.shape, x.stride(), x.dtype)
+        op_args = _native_ready.get(key)
         if op_args is not None and not (x.is_conj() or x.is_neg() or
                                         torch._C._is_torch_function_mode_enabled()):
             # what choose() answers for this signature (NATIVE_COPY), asked once: one C++ op
@@ -54,12 +57,10 @@ def temporal_shift(
             return native.copy_op(x, *op_args)
     spec = spec_for(x, num_segments, shift_div, mode)
     plan = choose(x, spec)
-    if plan is NATIVE_COPY and type(x) is torch.Tensor and type(num_segments) is int and \
-            type(shift_div) is int:
+    if plan is NATIVE_COPY and key is not None:
         if len(_native_ready) >= 1024:
             _native_ready.clear()
-        _native_ready[(num_segments, shift_div, mode, x.shape, x.stride(), x.dtype)] = \
-            spec.op_args
+        _native_ready[key] = spec.op_args
     return shift_copy(x, spec, plan)
 
 

@@ -4,24 +4,14 @@
 // much again as x.clone() costs in all on a small tensor. Python-level __torch_function__
 // (modes, tensor subclasses) is not seen from here: tsmnet/shift/native.py calls this only
 // where there is none.
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/utils/pybind.h>
 
-#include <vector>
-
-namespace {
-
-at::Tensor shift_copy(const at::Tensor& x, int64_t t, int64_t fold,
-                      const std::vector<int64_t>& dirs) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("tsmnet::shift_copy", "")
-                             .typed<at::Tensor(const at::Tensor&, int64_t, int64_t,
-                                               at::IntArrayRef)>();
-  return op.call(x, t, fold, dirs);
-}
-
-}  // namespace
+namespace tsmnet {
+// defined in shift.cpp: the op called through the dispatcher
+at::Tensor call_shift_copy(const at::Tensor& x, int64_t t, int64_t fold, at::IntArrayRef dirs);
+}  // namespace tsmnet
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("shift_copy", &shift_copy, "tsmnet::shift_copy(x, t, fold, dirs), called directly");
+  m.def("shift_copy", &tsmnet::call_shift_copy,
+        "tsmnet::shift_copy(x, t, fold, dirs), called directly");
 }

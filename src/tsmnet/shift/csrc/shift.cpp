@@ -19,7 +19,23 @@
 #include <cstring>
 #include <vector>
 
+namespace tsmnet {
+
+// shift_copy through the dispatcher (autograd included), so that a gradient taken with
+// create_graph=True records it again (double backward); binding.cpp calls it from Python.
+at::Tensor call_shift_copy(const at::Tensor& x, int64_t t, int64_t fold, at::IntArrayRef dirs) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("tsmnet::shift_copy", "")
+                             .typed<at::Tensor(const at::Tensor&, int64_t, int64_t,
+                                               at::IntArrayRef)>();
+  return op.call(x, t, fold, dirs);
+}
+
+}  // namespace tsmnet
+
 namespace {
+
+using tsmnet::call_shift_copy;
 
 // Bytes moved by one task: large enough that a task costs more than handing it to a thread.
 constexpr int64_t kChunk = 64 * 1024;
@@ -174,16 +190,6 @@ void unshift_(at::Tensor x, int64_t t, int64_t fold, at::IntArrayRef dirs,
                       f.clips * f.groups * f.rows * f.group,
               "tsmnet shift kernels: edges do not come from shift_ of this x");
   move(f, dirs, static_cast<char*>(edges.data_ptr()), true);
-}
-
-// shift_copy through the dispatcher, so that a gradient taken with create_graph=True records
-// it again (double backward).
-at::Tensor call_shift_copy(const at::Tensor& x, int64_t t, int64_t fold, at::IntArrayRef dirs) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("tsmnet::shift_copy", "")
-                             .typed<at::Tensor(const at::Tensor&, int64_t, int64_t,
-                                               at::IntArrayRef)>();
-  return op.call(x, t, fold, dirs);
 }
 
 // x if contiguous or channels-last, else a contiguous copy (a gradient may come expanded).
