@@ -39,16 +39,15 @@ import torch
 from torch import nn
 
 import tsmnet
-import tsmnet.export  # noqa: F401  (tsmnet.export is callable)
 from tsmnet.benchmark.harness import machine
 from tsmnet.demo.config import DemoConfig
 from tsmnet.demo.data import MotionDirection
 from tsmnet.demo.online import build_causal_model
 from tsmnet.demo.train import ClipClassifier, build_model, quiet_logger
-from tsmnet.export import executorch as et
-from tsmnet.export.calibration import normalise_unit_clips
-from tsmnet.export.modules import as_exportable
-from tsmnet.export.quantize import Int8Options
+from tsmnet.deploy import executorch as et
+from tsmnet.deploy.calibration import normalise_unit_clips
+from tsmnet.deploy.modules import as_exportable
+from tsmnet.deploy.quantize import Int8Options
 
 logger = logging.getLogger('bench_export')
 MODELS = ('mobilenetv2', 'resnet50')

@@ -1,7 +1,7 @@
 """Dependencies run one way, with no import inside a function to dodge a cycle, and one table
 of architectures.
 
-commands -> everything; export, stream -> models -> weights -> weights.keymap; video is a leaf
+commands -> everything; deploy, stream -> models -> weights -> weights.keymap; video is a leaf
 (no tsmnet import); everything -> shift, and shift imports nothing of tsmnet's outside itself.
 The rules are per package, so a new file in a package is checked without being listed here.
 """
@@ -20,7 +20,7 @@ from tsmnet.cli import build_parser
 SRC = Path(tsmnet.__file__).parent
 # every top-level unit; '' is the package itself (``import tsmnet``)
 EVERYTHING = {'__main__', '_version', 'archs', 'benchmark', 'cli', 'commands', 'demo', 'engine',
-              'export', 'fileio', 'fuse', 'layers', 'mmaction_compat', 'models', 'registry',
+              'deploy', 'fileio', 'fuse', 'layers', 'mmaction_compat', 'models', 'registry',
               'shift', 'stream', 'video', 'weights', ''}
 BELOW_MODELS = {'_version', 'archs', 'fileio', 'layers', 'shift', 'weights'}
 # unit (a package or module, dotted under tsmnet; the longest one that holds a file is its
@@ -31,10 +31,10 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     '__main__': ({'cli'}, set()),
     'cli': ({'commands'}, set()),
     'commands': (EVERYTHING - {'__main__', 'cli'}, set()),
-    'demo': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'export'}, set()),
-    'export': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo'}, set()),
+    'demo': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'deploy'}, set()),
+    'deploy': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo'}, set()),
     # the figures of ``tsmnet bench``; the harness times anything and imports only fileio
-    'benchmark': (EVERYTHING - {'__main__', 'cli', 'commands', 'demo', 'export'},
+    'benchmark': (EVERYTHING - {'__main__', 'cli', 'commands', 'demo', 'deploy'},
                   {'weights.conversion'}),
     'benchmark.harness': ({'fileio'}, set()),
     'stream': (BELOW_MODELS | {'models', 'fuse'}, {'weights.conversion'}),
@@ -134,7 +134,7 @@ def test_the_rules_catch_a_wrong_import() -> None:
     assert _allowed('weights.keymap.common', may, may_not)
     may, may_not = RULES[_unit('models/new.py')]
     assert not _allowed('weights.conversion', may, may_not)
-    assert not _allowed('export.onnx', may, may_not) and not _allowed('stream', may, may_not)
+    assert not _allowed('deploy.onnx', may, may_not) and not _allowed('stream', may, may_not)
     assert _allowed('weights.checkpoint', may, may_not)
     assert not _allowed('models', *RULES[_unit('weights/zoo.py')])
     assert not _allowed('archs', *RULES[_unit('video/decode.py')])

@@ -1,9 +1,10 @@
 """tsmnet: the Temporal Shift Module backbone, drop-in compatible with MMAction2's ResNetTSM."""
 
-# MMEngine registries; the shift op family; the weights and export packages, each also
-# callable as its public function: tsmnet.weights(name), tsmnet.export(model, path, ...)
-from . import export, registry, shift, weights  # noqa: F401
+# MMEngine registries; the shift op family; the weights package (also callable:
+# tsmnet.weights(name)); the deploy package, whose function is tsmnet.export(model, path, ...)
+from . import deploy, registry, shift, weights  # noqa: F401
 from ._version import __version__  # noqa: F401
+from .deploy.api import export
 from .fuse import fuse_conv_bn
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .models import MobileNetV2, MobileNetV2TSM, ResNet, ResNetTSM
@@ -15,6 +16,6 @@ from .stream import TSMStream
 from .weights.safe_globals import register_safe_globals  # noqa: F401  (on import: Runner ckpts load)
 
 __all__ = ['MobileNetV2', 'MobileNetV2TSM', 'NL3DWrapper', 'Recognizer', 'ResNet', 'ResNetTSM',
-           'TSMHead', 'TSMStream', 'TemporalPool', 'TemporalShift', 'create_model', 'export',
-           'fuse_conv_bn', 'list_models', 'shift', 'temporal_shift', 'temporal_shift_reference',
-           'weights']
+           'TSMHead', 'TSMStream', 'TemporalPool', 'TemporalShift', 'create_model', 'deploy',
+           'export', 'fuse_conv_bn', 'list_models', 'shift', 'temporal_shift',
+           'temporal_shift_reference', 'weights']

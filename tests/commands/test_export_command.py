@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tsmnet.cli import main
-from tsmnet.export import report as report_module
+from tsmnet.deploy import report as report_module
 
 pytest.importorskip('onnxruntime')
 pytest.importorskip('onnxscript')

@@ -74,8 +74,8 @@ def build_model(name: str, checkpoint: str | None = None) -> Any:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from tsmnet.export.api import export
-    from tsmnet.export.quantize import Int8Options
+    from tsmnet.deploy.api import export
+    from tsmnet.deploy.quantize import Int8Options
 
     if args.size < 32:
         raise CommandError(f'--size must be >= 32, got {args.size}')
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     calibration: Any = args.calibration
     if args.format.endswith('int8') and calibration is None:  # the quick start
         from tsmnet.demo.data import MotionDirection
-        from tsmnet.export.calibration import normalise_unit_clips
+        from tsmnet.deploy.calibration import normalise_unit_clips
 
         clips, _ = MotionDirection(args.size, max(segments, 2), seed=args.seed).sample_pairs(8)
         calibration = normalise_unit_clips(clips)

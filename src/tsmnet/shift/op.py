@@ -17,7 +17,7 @@ from .autograd import shift_copy
 from .dispatch import BACKENDS, NATIVE_COPY, choose, plain_eager_cpu
 from .fused import shift_conv2d
 from .in_place import shifted_in_place
-from .spec import ShiftMode, ShiftSpec, spec_for
+from .spec import ShiftMode, spec_for
 
 
 def temporal_shift(

@@ -9,7 +9,6 @@ import torch
 from conftest import SIZE, T, clips
 
 import tsmnet
-import tsmnet.export
 from tsmnet import ResNetTSM
 from tsmnet.fileio import WriteError
 

@@ -11,9 +11,8 @@ import torch
 from conftest import T, clips, conditioned
 
 import tsmnet
-import tsmnet.export
 from tsmnet import ResNetTSM, TSMStream
-from tsmnet.export.executorch import pte_runner
+from tsmnet.deploy.executorch import pte_runner
 
 pytest.importorskip('executorch')
 pytest.importorskip('torchao')

@@ -12,8 +12,7 @@ from conftest import clips
 from onnx import numpy_helper
 
 import tsmnet
-import tsmnet.export
-from tsmnet.export.quantize import Int8Options
+from tsmnet.deploy.quantize import Int8Options
 
 SITES = 8  # ResNet-18-TSM, blockres: one shift per block
 

@@ -13,10 +13,9 @@ from conftest import SIZE, T, causal_r18, clips, conditioned
 from torch import nn
 
 import tsmnet
-import tsmnet.export
 from tsmnet import TSMStream
-from tsmnet.export import write_onnx
-from tsmnet.export.verify import onnx_runner
+from tsmnet.deploy import write_onnx
+from tsmnet.deploy.verify import onnx_runner
 
 TOL = 1e-4
 
