@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import urllib.error
 import uuid
 import zipfile
@@ -81,7 +82,9 @@ def download_weights(url: str, *, check_hash: bool = True, progress: bool = True
         url: The published URL (the mirror of ``$TSMNET_WEIGHTS_MIRROR`` is applied).
         check_hash: Verify the sha256 prefix of the file name (when it carries one).
             Defaults to True.
-        progress: Show a progress bar on stderr. Defaults to True.
+        progress: Show a progress bar on stderr where stderr is a terminal; elsewhere (a
+            log, CI, a pipe) a bar would be one line per percent, so only the start and the
+            end are logged. Defaults to True.
 
     Returns:
         The cached file (``cache_path(url)``; the cache is keyed by the file name).
@@ -110,7 +113,7 @@ def download_weights(url: str, *, check_hash: bool = True, progress: bool = True
     partial = target.with_name(f'.{target.name}.{uuid.uuid4().hex}.download')
     try:
         torch.hub.download_url_to_file(source, str(partial), hash_prefix=prefix,
-                                       progress=progress)
+                                       progress=progress and stderr_is_terminal())
         if prefix is None:
             _check_complete(partial, source, target)
         os.replace(partial, target)
@@ -133,7 +136,14 @@ def download_weights(url: str, *, check_hash: bool = True, progress: bool = True
                                    f'{hand}, or set {MIRROR_ENV} to a mirror') from err
     finally:
         partial.unlink(missing_ok=True)
+    print_log(f'downloaded {target.name} ({target.stat().st_size / 2**20:.1f} MiB)',
+              logger='current')
     return target
+
+
+def stderr_is_terminal() -> bool:
+    """Whether a progress bar on stderr would be seen as one line redrawn in place."""
+    return sys.stderr.isatty()
 
 
 def _check_complete(path: Path, source: str, target: Path) -> None:
