@@ -151,8 +151,9 @@ def test_memory_against_mmaction(mmaction_models) -> None:
 def test_apply_positional_is_function_apply_without_the_binding():
     """The fused site's apply skips Function.apply's per-call signature binding, and only
     that: same output, gradients and node; under a torch.func transform it is apply itself."""
+    from tsmnet._torch_compat import apply_positional
     from tsmnet.shift import native, torch_ops
-    from tsmnet.shift.autograd import ShiftConv2dFunction, ShiftFunction, apply_positional
+    from tsmnet.shift.autograd import ShiftConv2dFunction, ShiftFunction
     from tsmnet.shift.spec import ShiftSpec
 
     backend = native if native.kernels() is not None else torch_ops

@@ -15,9 +15,9 @@ import torch
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils import checkpoint as cp
 
+from .._torch_compat import BatchNormBase
 from ..archs import MOBILENET_V2_STAGES
 from ..weights.checkpoint import load_pretrained, unwrapped_keys
 from .frames import check_frames_input
@@ -250,7 +250,7 @@ class MobileNetV2(BaseModule):
         self._freeze_stages()
         if mode and self.norm_eval:
             for m in self.modules():
-                if isinstance(m, _BatchNorm):
+                if isinstance(m, BatchNormBase):
                     m.eval()
         return self
 

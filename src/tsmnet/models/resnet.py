@@ -16,9 +16,9 @@ from mmcv.cnn import ConvModule
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils import checkpoint as cp
 
+from .._torch_compat import BatchNormBase
 from ..archs import RESNET_ARCHS, STEM_CHANNELS
 from ..weights.checkpoint import load_pretrained, unwrapped_keys
 from .layer_cfgs import act_cfg_or_default, conv_cfg_or_default, norm_cfg_or_default
@@ -340,7 +340,7 @@ class ResNet(BaseModule):
         self._freeze_stages()
         if mode and self.norm_eval:
             for m in self.modules():
-                if isinstance(m, _BatchNorm):
+                if isinstance(m, BatchNormBase):
                     m.eval()
         if mode and self.partial_bn:
             self._partial_bn()
