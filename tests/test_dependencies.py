@@ -40,7 +40,7 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
                   {'weights.conversion'}),
     'benchmark.harness': ({'fileio'}, set()),
     'stream': (BELOW_MODELS | {'models', 'fuse'}, {'weights.conversion'}),
-    'registry': (BELOW_MODELS | {'models'}, {'weights.conversion'}),
+    'registry': (BELOW_MODELS | {'mmaction_compat', 'models'}, {'weights.conversion'}),
     'engine': ({'registry'}, set()),
     'models': (BELOW_MODELS | {'models'}, {'weights.conversion'}),
     'fuse': ({'_torch_compat', 'layers', 'shift'}, set()),
