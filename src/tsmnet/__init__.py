@@ -42,7 +42,10 @@ _LAZY: dict[str, str] = {
 }
 _SUBMODULES = ('deploy', 'registry', 'shift', 'weights')
 
-__all__ = sorted([*_LAZY, *_SUBMODULES, '__version__'])
+__all__ = ['MobileNetV2', 'MobileNetV2TSM', 'NL3DWrapper', 'Recognizer', 'ResNet', 'ResNetTSM',
+           'TSMHead', 'TSMStream', 'TemporalPool', 'TemporalShift', '__version__',
+           'create_model', 'deploy', 'export', 'fuse_conv_bn', 'get_weights', 'list_models',
+           'registry', 'shift', 'temporal_shift', 'temporal_shift_reference', 'weights']
 
 
 def __getattr__(name: str) -> Any:
