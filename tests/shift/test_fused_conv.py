@@ -130,6 +130,7 @@ def test_fused_under_autocast_equals_the_plain_pair(dtype: torch.dtype) -> None:
     torch.testing.assert_close(fused[2], layer.weight.grad, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('depth', [18, 50])
 def test_resnet_tsm_saves_no_more_than_the_network_without_shift(depth: int) -> None:
     """blockres keeps no shifted copy: the saved activations are those of the plain ResNet."""
@@ -139,6 +140,7 @@ def test_resnet_tsm_saves_no_more_than_the_network_without_shift(depth: int) -> 
     assert saved_bytes(tsm, x) == saved_bytes(plain, x)
 
 
+@pytest.mark.slow
 def test_memory_against_mmaction(mmaction_models) -> None:
     x = torch.randn(2 * T, 3, 32, 32)
     ours = ResNetTSM(50, num_segments=T, pretrained=None)
