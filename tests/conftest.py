@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,13 +17,34 @@ import torch
 if os.environ.get('TSMNET_TEST_DEVICE', 'cpu') == 'cpu':
     os.environ.setdefault('TRITON_INTERPRET', '1')
 
+
+def _inductor_cache_dir() -> str:
+    """A compile cache of the suite's own per torch version and instruction-set override.
+
+    Inductor's cache keys do not include ``ATEN_CPU_CAPABILITY`` / ``ONEDNN_MAX_CPU_ISA``: a
+    kernel built under AVX-512 is reused by a rerun under ``ATEN_CPU_CAPABILITY=default`` and
+    fails to build there (``'at::vec' has not been declared``) or gives other numbers. Inductor
+    reads ``TORCHINDUCTOR_CACHE_DIR`` when it compiles, so setting it here, before any test
+    runs, is in time.
+    """
+    isa = '-'.join(os.environ.get(var) or 'native'
+                   for var in ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA'))
+    return os.path.join(tempfile.gettempdir(), f'tsmnet_tests_inductor_uid{os.getuid()}',
+                        f'torch-{torch.__version__}-{isa}')
+
+
+os.environ.setdefault('TORCHINDUCTOR_CACHE_DIR', _inductor_cache_dir())
+
 from mmengine.registry import DefaultScope  # noqa: E402
 
 from tsmnet.mmaction_compat import import_mmaction_models, mmaction_available  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as synthetic_video
 
+import quick_tier  # noqa: E402
 from state_dicts import torchvision_shapes  # noqa: E402
+
+quick_tier.install()
 
 
 @pytest.fixture(scope='session')
@@ -51,6 +73,15 @@ def mmaction_tsm(mmaction_models):
 def shapes() -> dict[str, dict[str, list[int]]]:
     """torchvision's real state-dict keys and shapes of resnet18..152, by model name."""
     return torchvision_shapes()
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _native_kernels() -> None:
+    """Build (or load) the native shift kernels before the first test: loading runs ninja, a
+    process, which a quick-tier test may not start itself."""
+    from tsmnet.shift import native
+
+    native.kernels()
 
 
 @pytest.fixture(autouse=True)
@@ -88,3 +119,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if 'gpu' in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A test not marked ``slow`` may not start a process, compile with inductor or export
+    (tests/quick_tier.py): the quick tier stays quick because this fails it otherwise."""
+    before = quick_tier.watch()
+    try:
+        result = yield
+    finally:
+        heavy = quick_tier.verdict(before)
+    if heavy and item.get_closest_marker('slow') is None:
+        pytest.fail(f'{item.nodeid} is not marked slow but it {"; ".join(heavy)}: mark it '
+                    '@pytest.mark.slow or make it light', pytrace=False)
+    return result

@@ -2,7 +2,8 @@
 of architectures.
 
 commands -> everything; deploy, stream -> models -> weights -> weights.keymap; video is a leaf
-(no tsmnet import); everything -> shift, and shift imports nothing of tsmnet's outside itself.
+(no tsmnet import); everything -> shift -> _torch_compat (PyTorch's private names), which
+imports nothing of tsmnet's.
 The rules are per package, so a new file in a package is checked without being listed here.
 """
 
@@ -19,10 +20,11 @@ from tsmnet.cli import build_parser
 
 SRC = Path(tsmnet.__file__).parent
 # every top-level unit; '' is the package itself (``import tsmnet``)
-EVERYTHING = {'__main__', '_version', 'archs', 'benchmark', 'cli', 'commands', 'demo', 'engine',
+EVERYTHING = {'__main__', '_torch_compat', '_version', 'archs', 'benchmark', 'cli', 'commands',
+              'demo', 'engine',
               'deploy', 'fileio', 'fuse', 'layers', 'mmaction_compat', 'models', 'registry',
               'shift', 'stream', 'video', 'weights', ''}
-BELOW_MODELS = {'_version', 'archs', 'fileio', 'layers', 'shift', 'weights'}
+BELOW_MODELS = {'_torch_compat', '_version', 'archs', 'fileio', 'layers', 'shift', 'weights'}
 # unit (a package or module, dotted under tsmnet; the longest one that holds a file is its
 # unit) -> the units its files may import (a prefix allows everything under it), and those
 # excepted from that
@@ -38,19 +40,22 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
                   {'weights.conversion'}),
     'benchmark.harness': ({'fileio'}, set()),
     'stream': (BELOW_MODELS | {'models', 'fuse'}, {'weights.conversion'}),
-    'registry': (BELOW_MODELS | {'models'}, {'weights.conversion'}),
+    'registry': (BELOW_MODELS | {'mmaction_compat', 'models'}, {'weights.conversion'}),
     'engine': ({'registry'}, set()),
     'models': (BELOW_MODELS | {'models'}, {'weights.conversion'}),
-    'fuse': ({'layers', 'shift'}, set()),
-    'layers': ({'shift'}, set()),
+    'fuse': ({'_torch_compat', 'layers', 'shift'}, set()),
+    'layers': ({'_torch_compat', 'shift'}, set()),
     # weights: loading, safe unpickling, named weights; the conversion behind ``tsmnet
     # convert`` checks a converted file against the model it is for, so it alone sits above
     # models (nothing below commands imports it)
-    'weights': ({'_version', 'archs', 'fileio', 'shift', 'video', 'weights'},
+    'weights': ({'_torch_compat', '_version', 'archs', 'fileio', 'shift', 'video', 'weights'},
                 {'weights.conversion'}),
-    'weights.conversion': ({'_version', 'archs', 'fileio', 'models', 'shift', 'weights'}, set()),
+    'weights.conversion': ({'_torch_compat', '_version', 'archs', 'fileio', 'models', 'shift',
+                            'weights'}, set()),
     'weights.keymap': ({'archs', 'shift', 'weights.keymap'}, set()),
-    'shift': ({'shift'}, set()),
+    # PyTorch's private names, each with its fallback: below everything, importing only torch
+    'shift': ({'_torch_compat', 'shift'}, set()),
+    '_torch_compat': (set(), set()),
     'video': ({'video'}, set()),
     'archs': (set(), set()),
     'fileio': (set(), set()),

@@ -5,6 +5,7 @@ they name exists, the README's Python code runs, and the README stays short with
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 from pathlib import Path
 
@@ -90,11 +91,17 @@ def test_every_docs_page_is_linked_from_the_readme() -> None:
         assert page.resolve() in linked, f'{page.name} is not linked from the README'
 
 
-def test_readme_python_blocks_run() -> None:
+def test_readme_python_blocks_run_quietly(capfd, caplog) -> None:
+    """Each block runs, and prints and logs nothing at INFO or above (MMEngine's
+    per-parameter initialisation report, 636 lines for a ResNet-50, is DEBUG)."""
     blocks = [code for lang, code in FENCE.findall(README.read_text()) if lang == 'python']
     assert len(blocks) >= 2  # from Python, and the MMAction2 config line
+    caplog.set_level(logging.INFO)
     for code in blocks:
         exec(compile(code, 'README.md', 'exec'), {'__name__': '__readme__'})
+        out, err = capfd.readouterr()
+        assert not (out + err).strip(), f'a README block printed:\n{(out + err)[:2000]}'
+    assert not [r.getMessage()[:200] for r in caplog.records if r.levelno >= logging.INFO]
 
 
 def test_readme_is_short_and_keeps_the_ci_block() -> None:

@@ -37,8 +37,27 @@ def test_scoped_name_builds_from_any_scope(scope: str | None) -> None:
     assert tsmnet_registry.MODELS.parent is ROOT_MODELS
 
 
-def test_import_never_imports_mmaction_models() -> None:
-    """tsmnet imports ``mmaction.registry`` for the drop-in, never ``mmaction.models``."""
+@pytest.mark.slow  # a new process
+def test_import_tsmnet_alone_changes_nothing() -> None:
+    """A bare ``import tsmnet`` (MMEngine not in use) imports no registry, model or MMAction2
+    module and leaves torch's unpickling allow-list as it was."""
+    out = _run('''
+        import sys
+        import torch
+        before = list(torch.serialization.get_safe_globals())
+        import tsmnet
+        loaded = [m for m in ('mmengine', 'mmcv', 'mmaction', 'tsmnet.registry',
+                              'tsmnet.models', 'tsmnet.deploy', 'onnx') if m in sys.modules]
+        print(loaded, torch.serialization.get_safe_globals() == before)
+    ''').stdout.split()
+    assert out == ['[]', 'True']
+
+
+@pytest.mark.slow  # a new process
+def test_scoped_type_imports_the_registry_and_the_drop_in() -> None:
+    """``type='tsmnet.ResNetTSM'`` makes MMEngine import ``tsmnet.registry`` (its
+    ``{scope}.registry`` convention), which puts the drop-in in place through the public API:
+    MMAction2's registry has imported its models and keeps MMEngine's own methods."""
     out = _run('''
         import sys
         import tsmnet
@@ -47,11 +66,12 @@ def test_import_never_imports_mmaction_models() -> None:
         from mmaction.registry import MODELS as MMACTION_MODELS
         print(type(m) is tsmnet.ResNetTSM, tsmnet.registry.MMACTION_DROP_IN,
               MMACTION_MODELS.module_dict['ResNetTSM'] is tsmnet.ResNetTSM,
-              'mmaction.models' in sys.modules)
+              'mmaction.models' in sys.modules, '_register_module' in vars(MMACTION_MODELS))
     ''').stdout.split()
-    assert out == ['True', 'True', 'True', 'False']
+    assert out == ['True', 'True', 'True', 'True', 'False']
 
 
+@pytest.mark.slow  # a new process
 def test_works_without_mmaction() -> None:
     """With MMAction2 absent, tsmnet has its own registry and the drop-in is off."""
     out = _run('''
@@ -66,6 +86,7 @@ def test_works_without_mmaction() -> None:
     assert out == ['True', 'False', "['mmaction']"]
 
 
+@pytest.mark.slow  # a new process
 def test_broken_mmaction_does_not_break_tsmnet(tmp_path) -> None:
     """MMAction2 1.2.0 asserts its mmcv range on import (a full mmcv 2.2 fails it)."""
     fake = tmp_path / 'mmaction'
@@ -89,29 +110,22 @@ def mmaction_registry():
     registry._module_dict.update(saved)
 
 
-def test_later_unforced_registration_keeps_tsmnet(mmaction_registry) -> None:
-    """What ``import mmaction.models`` does after tsmnet: no KeyError, tsmnet's class stays."""
+def test_the_drop_in_registers_through_the_public_api(mmaction_registry) -> None:
+    """No method of MMAction2's registry is replaced: MMAction2's models are imported before
+    tsmnet's forced registration, and a later unforced registration of the name fails as
+    MMEngine says (``import mmaction.models`` again registers nothing: it is imported)."""
+    import mmaction.models  # noqa: F401  (a no-op: the drop-in imported it)
 
-    class ResNetTSM:  # stands for mmaction.models.backbones.ResNetTSM
+    assert '_register_module' not in vars(mmaction_registry)
+    assert mmaction_registry.module_dict['ResNetTSM'] is tsmnet.ResNetTSM
+    assert mmaction_registry.module_dict['MobileNetV2TSM'] is tsmnet.MobileNetV2TSM
+
+    class ResNetTSM:  # stands for another package's unforced registration
         pass
 
-    returned = mmaction_registry.register_module()(ResNetTSM)
-    assert returned is ResNetTSM  # the decorator still returns the class
-    assert mmaction_registry.module_dict['ResNetTSM'] is tsmnet.ResNetTSM
-    # a list of names: the guarded one is kept, the others register
-    mmaction_registry.register_module(name=['ResNetTSM', 'TsmnetTestAlias'], module=ResNetTSM)
-    assert mmaction_registry.module_dict['ResNetTSM'] is tsmnet.ResNetTSM
-    assert mmaction_registry.module_dict['TsmnetTestAlias'] is ResNetTSM
-
-
-def test_other_names_register_as_usual(mmaction_registry) -> None:
-    class TsmnetTestModel:
-        pass
-
-    mmaction_registry.register_module(module=TsmnetTestModel)
-    assert mmaction_registry.module_dict['TsmnetTestModel'] is TsmnetTestModel
     with pytest.raises(KeyError, match='already registered'):
-        mmaction_registry.register_module(name='TsmnetTestModel', module=type('Other', (), {}))
+        mmaction_registry.register_module(module=ResNetTSM)
+    assert mmaction_registry.module_dict['ResNetTSM'] is tsmnet.ResNetTSM
 
 
 def test_forced_registration_wins_and_reinstall_restores(mmaction_registry) -> None:
@@ -123,9 +137,6 @@ def test_forced_registration_wins_and_reinstall_restores(mmaction_registry) -> N
     mmaction_registry.register_module(name='ResNetTSM', module=Mine, force=True)
     assert mmaction_registry.module_dict['ResNetTSM'] is Mine
     assert tsmnet_registry.install_mmaction_drop_in() is True
-    assert mmaction_registry.module_dict['ResNetTSM'] is tsmnet.ResNetTSM
-    # installing twice wraps once: an unforced re-registration still keeps tsmnet's class
-    mmaction_registry.register_module(name='ResNetTSM', module=Mine)
     assert mmaction_registry.module_dict['ResNetTSM'] is tsmnet.ResNetTSM
 
 
@@ -146,6 +157,7 @@ def test_drop_in_builds_in_mmaction_scope(mmaction_models) -> None:
     assert MODELS.get('ResNet') is ResNet
 
 
+@pytest.mark.slow  # a new process
 @pytest.mark.parametrize('order', ['tsmnet-first', 'mmaction-first'])
 def test_mobilenet_v2_tsm_drop_in_in_both_import_orders(order: str) -> None:
     """``type='MobileNetV2TSM'`` builds tsmnet's class whichever of tsmnet and

@@ -19,9 +19,9 @@ import torch
 from mmcv.cnn import ConvModule
 from mmcv.cnn.bricks.wrappers import Conv2d as _MMCVConv2d
 from torch import nn
-from torch.nn.modules import module as _module
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_conv_bn_weights
 
+from ._torch_compat import BatchNormBase, forward_hooks_set, global_forward_hooks_set
 from .layers import TemporalShift
 
 
@@ -55,7 +55,7 @@ def fuse_conv_bn(model: nn.Module, inplace: bool = False) -> nn.Module:
         model = copy.deepcopy(model)
     for name, module in model.named_modules():
         if not (isinstance(module, ConvModule) and module.with_norm
-                and isinstance(module.norm, nn.modules.batchnorm._BatchNorm)
+                and isinstance(module.norm, BatchNormBase)
                 and tuple(module.order[:2]) == ('conv', 'norm')):
             continue
         if module.norm.training:
@@ -78,7 +78,7 @@ def foldable(module: nn.Module) -> bool:
     directly follows its conv, the conv (or the conv a :class:`tsmnet.TemporalShift` wraps)
     being a plain ``nn.Conv2d``."""
     if not (isinstance(module, ConvModule) and module.with_norm
-            and isinstance(module.norm, nn.modules.batchnorm._BatchNorm)
+            and isinstance(module.norm, BatchNormBase)
             and module.norm.track_running_stats and tuple(module.order[:2]) == ('conv', 'norm')):
         return False
     if getattr(module, 'efficient_conv_bn_eval_forward', None) is not None:
@@ -113,7 +113,7 @@ class LiveFoldedConv(nn.Module):
             whatever its ``training`` flag.
     """
 
-    def __init__(self, conv: nn.Conv2d, norm: nn.modules.batchnorm._BatchNorm) -> None:
+    def __init__(self, conv: nn.Conv2d, norm: BatchNormBase) -> None:
         super().__init__()
         self.conv = conv
         self.norm = norm
@@ -128,9 +128,8 @@ class LiveFoldedConv(nn.Module):
 
     def _unfolded(self) -> bool:
         conv, norm = self.conv, self.norm
-        return bool(conv._forward_hooks or conv._forward_pre_hooks or norm._forward_hooks
-                    or norm._forward_pre_hooks or _module._global_forward_hooks
-                    or _module._global_forward_pre_hooks or 'forward' in vars(conv))
+        return (forward_hooks_set(conv) or forward_hooks_set(norm)
+                or global_forward_hooks_set() or 'forward' in vars(conv))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: the conv's input. Returns: ``norm(conv(x))``, ``norm`` in eval mode."""

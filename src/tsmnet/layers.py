@@ -13,6 +13,7 @@ import torch
 from mmcv.cnn import NonLocal3d
 from torch import nn
 
+from ._torch_compat import ConvBase
 from .shift import (
     ShiftMode,
     check_num_segments,
@@ -132,7 +133,7 @@ def block_out_channels(block: nn.Module) -> int:
     """Channels a residual block (possibly wrapped) produces: those of its last conv."""
     last = None
     for name, module in block.named_modules():
-        if isinstance(module, nn.modules.conv._ConvNd) and 'downsample' not in name:
+        if isinstance(module, ConvBase) and 'downsample' not in name:
             last = module
     if last is None:
         raise TypeError(f'cannot find the output channels of {type(block).__name__}: '

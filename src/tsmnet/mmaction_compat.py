@@ -5,8 +5,9 @@ The PyPI wheel (and sdist) of mmaction2 1.2.0 lacks ``mmaction/models/localizers
 MMAction2's ``MODELS`` registry (its lazy import of ``mmaction.models``), and with them
 MMAction2's own ``tools/train.py`` and ``tools/test.py``. :func:`install_drn_standin` puts an
 empty package of that name in ``sys.modules``, only where the installed MMAction2 lacks it (a
-complete install is left alone); nothing of tsmnet's own needs it, and ``import tsmnet`` never
-applies it.
+complete install is left alone); nothing of tsmnet's own needs it. The MMAction2 drop-in
+(:mod:`tsmnet.registry`) applies it, so that MMAction2's registry can import its models
+before tsmnet registers its classes; a bare ``import tsmnet`` does not.
 
 :func:`run_mmaction_tool` runs the ``tools/train.py`` or ``tools/test.py`` that ship in the
 wheel (``mmaction/.mim/tools``) in this process, with tsmnet imported (so ``type='ResNetTSM'``,

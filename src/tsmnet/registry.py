@@ -1,33 +1,35 @@
-"""tsmnet's MMEngine registries and the MMAction2 drop-in.
+"""tsmnet's MMEngine registries, the MMAction2 drop-in, and loadable Runner checkpoints.
 
-``import tsmnet`` (which imports this module) does two things:
+This module is the MMEngine / MMAction2 glue, and importing it is what asks for the three
+effects below; ``import tsmnet`` imports it only where MMEngine is already in use (an
+MMAction2 config's ``custom_imports``, a Runner, MMAction2's tools), and MMEngine imports it
+for a ``'tsmnet.'`` type. Only public APIs are used (docs/mmaction2.md#how-the-drop-in-works).
 
 1. tsmnet's own registries, scope ``'tsmnet'``, children of MMEngine's root registries: so
    ``dict(type='tsmnet.ResNetTSM', ...)`` builds from any scope, with or without MMAction2.
 2. Where MMAction2 is installed, ``ResNetTSM`` and ``MobileNetV2TSM`` (``DROP_IN_NAMES``) in
    MMAction2's ``MODELS`` registry are tsmnet's classes, so an unchanged MMAction2 config with
-   ``custom_imports = dict(imports=['tsmnet'], allow_failed_imports=False)`` builds it.
+   ``custom_imports = dict(imports=['tsmnet'], allow_failed_imports=False)`` builds them.
+3. ``torch.load(weights_only=True)`` reads the checkpoints MMEngine's Runner writes
+   (:mod:`tsmnet.weights.safe_globals`).
 
-MMAction2 registers its own ``ResNetTSM`` when ``mmaction.models`` is imported, which happens
-lazily on the first build through its registry, or whenever the user imports it. If tsmnet
-came first, that plain (not forced) registration would raise ``KeyError`` ("already
-registered"), and a forced one would replace tsmnet's class. So tsmnet registers with
-``force=True`` and wraps that one registry's ``_register_module`` to set aside any later
-unforced registration of the name ``ResNetTSM`` by another class: whichever of ``tsmnet`` and
-``mmaction.models`` is imported first, ``ResNetTSM`` is tsmnet's, no ``KeyError``, and every
-other MMAction2 model registers as usual. A deliberate ``force=True`` registration by the
-user still wins.
-
-This module imports ``mmaction.registry`` only (registries, no models): importing tsmnet
-never imports ``mmaction.models``, which fails on the PyPI wheel of mmaction2 1.2.0.
+MMAction2 registers its own ``ResNetTSM`` (unforced) when ``mmaction.models`` is imported:
+lazily, on the first build through its registry (the registry's ``locations``), or when the
+user imports it. Had tsmnet registered first, that registration would raise ``KeyError``
+("already registered"). So the drop-in first has MMAction2's registry import its models
+(``Registry.import_from_location()``, what its first build would do), then registers
+tsmnet's classes with ``force=True``: every later import of ``mmaction.models`` is a no-op,
+whichever of tsmnet and ``mmaction.models`` came first. The PyPI wheel of mmaction2 1.2.0
+cannot import ``mmaction.models`` (a folder is missing); there the drop-in puts
+:mod:`tsmnet.mmaction_compat`'s empty stand-in for that folder in place first, as ``tsmnet
+train`` does, so the wheel's registry builds at all. A deliberate ``force=True``
+registration by the user after this still wins.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Sequence
-from typing import Any
 
 from mmengine.logging import print_log
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
@@ -35,7 +37,9 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import Registry
 
+from .mmaction_compat import install_drn_standin
 from .models import MobileNetV2, MobileNetV2TSM, ResNet, ResNetTSM
+from .weights.safe_globals import register_safe_globals
 
 __all__ = ['DROP_IN_NAMES', 'MMACTION_DROP_IN', 'MODELS', 'MODEL_WRAPPERS', 'RUNNERS',
            'install_mmaction_drop_in']
@@ -58,50 +62,12 @@ MODELS.register_module(module=MobileNetV2TSM)
 #: Names in MMAction2's ``MODELS`` registry that resolve to tsmnet's classes.
 DROP_IN_NAMES: dict[str, type] = {'ResNetTSM': ResNetTSM, 'MobileNetV2TSM': MobileNetV2TSM}
 
-_GUARD_ATTR = '_tsmnet_drop_in'
-
-
-def _guard_registrations(registry: Registry, names: dict[str, type]) -> None:
-    """Make unforced registrations of ``names`` by other classes keep tsmnet's classes.
-
-    Args:
-        registry: MMAction2's ``MODELS`` registry.
-        names: Registry name -> tsmnet class that must stay registered under it.
-    """
-    if getattr(registry, _GUARD_ATTR, None) is not None:
-        getattr(registry, _GUARD_ATTR).update(names)
-        return
-    guarded = dict(names)
-    register = registry._register_module  # bound method of this one registry instance
-
-    def _register_module(module: Any, module_name: str | Sequence[str] | None = None,
-                         force: bool = False) -> None:
-        if force:
-            return register(module=module, module_name=module_name, force=force)
-        if module_name is None:
-            requested = [getattr(module, '__name__', None)]
-        elif isinstance(module_name, str):
-            requested = [module_name]
-        else:
-            requested = list(module_name)
-        kept = [n for n in requested if n in guarded and guarded[n] is not module]
-        for name in kept:
-            print_log(f'tsmnet: keeping tsmnet.{guarded[name].__name__} as {name!r} in '
-                      f'{registry.scope}\'s {registry.name} registry instead of '
-                      f'{getattr(module, "__module__", "?")}.{name}',
-                      logger='current', level=logging.DEBUG)
-        rest = [n for n in requested if n not in kept]
-        if rest:
-            register(module=module, module_name=rest, force=False)
-
-    registry._register_module = _register_module  # type: ignore[method-assign]
-    setattr(registry, _GUARD_ATTR, guarded)
-
-
 def install_mmaction_drop_in() -> bool:
     """Make ``ResNetTSM`` in MMAction2's ``MODELS`` registry build tsmnet's class.
 
-    Called by ``import tsmnet``; safe to call again. Imports ``mmaction.registry`` only.
+    Called when this module is imported; safe to call again. Imports ``mmaction.models``
+    through its registry, with the stand-in of :mod:`tsmnet.mmaction_compat` where the wheel
+    lacks a folder of it (see the module docstring).
 
     Returns:
         True if MMAction2 is installed and the drop-in is in place, False otherwise.
@@ -116,10 +82,17 @@ def install_mmaction_drop_in() -> bool:
                   'use type="tsmnet.ResNetTSM" in configs', logger='current',
                   level=logging.WARNING)
         return False
+    install_drn_standin()  # only where the wheel lacks the folder
+    try:  # MMAction2 registers its own ResNetTSM now, not after tsmnet's (no KeyError later)
+        MMACTION_MODELS.import_from_location()
+    except Exception as err:  # a broken mmaction.models: tsmnet's classes, and say why
+        print_log(f'tsmnet: mmaction.models does not import ({type(err).__name__}: {err}); '
+                  'a later import of it would fail on its ResNetTSM', logger='current',
+                  level=logging.WARNING)
     for name, cls in DROP_IN_NAMES.items():
         MMACTION_MODELS.register_module(name=name, module=cls, force=True)
-    _guard_registrations(MMACTION_MODELS, DROP_IN_NAMES)
     return True
 
 
 MMACTION_DROP_IN: bool = install_mmaction_drop_in()
+register_safe_globals()  # the checkpoints MMEngine's Runner writes load under weights_only

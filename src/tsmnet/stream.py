@@ -28,6 +28,7 @@ import torch
 from mmcv.cnn.bricks.non_local import _NonLocalNd
 from torch import nn
 
+from ._torch_compat import ConvBase
 from .fileio import atomic_folder
 from .fuse import LiveFoldedConv, foldable
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
@@ -54,7 +55,7 @@ def _stages_of(model: nn.Module) -> Callable[..., Features] | None:
 
 def _frame_channels(model: nn.Module) -> int:
     """Channels of the frames ``model`` takes: those of its first conv."""
-    conv = next(m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd))
+    conv = next(m for m in model.modules() if isinstance(m, ConvBase))
     return conv.in_channels
 
 

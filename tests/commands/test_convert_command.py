@@ -49,6 +49,7 @@ def test_tsm_release_converts_and_loads(tmp_path, shapes, depth, shift_place, te
         assert torch.equal(layer2[1].conv1.conv.weight, tv['layer2.1.conv1.weight'])
 
 
+@pytest.mark.slow
 def test_tsm_release_non_local_round_trip_with_mmaction(tmp_path, shapes, mmaction_models):
     """Convert, load into tsmnet and into MMAction2's Recognizer2D: outputs are equal."""
     from mmaction.registry import MODELS
@@ -109,6 +110,7 @@ def test_tsm_release_non_local_round_trip_with_mmaction(tmp_path, shapes, mmacti
 
 # --- timm ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize('suffix', ['.safetensors', '.pth'])
 def test_timm_files(tmp_path, shapes, suffix):
     from safetensors.torch import save_file
@@ -225,6 +227,7 @@ def test_mmaction_checkpoint_with_message_hub(tmp_path, capsys):
         capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_converted_torchvision_loads_in_both_backbones(tmp_path, shapes, mmaction_models):
     """MMAction2's own ResNetTSM (init_cfg Pretrained, prefix 'backbone.') and tsmnet's
     (pretrained=DST) load the converted file to the same weights."""
@@ -261,6 +264,7 @@ def _untracked(source_format: str, shapes) -> dict:
     return {k: v for k, v in state.items() if not k.endswith('num_batches_tracked')}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('source_format', ['torchvision', 'timm', 'tsm', 'mmaction'])
 def test_every_layout_fills_num_batches_tracked(tmp_path, shapes, source_format, capsys):
     src, dst = tmp_path / 'src.pth', tmp_path / 'dst.pth'

@@ -17,6 +17,7 @@ pytest.importorskip('onnxscript')
 ARGS = ['--backbone', 'resnet18', '--size', '32']
 
 
+@pytest.mark.slow
 def test_step_export_then_stream_equals_eager(tmp_path: Path, capsys) -> None:
     out = tmp_path / 'step.onnx'
     assert main(['export', str(out), *ARGS, '--kind', 'step', '--json',
@@ -38,6 +39,7 @@ def test_step_export_then_stream_equals_eager(tmp_path: Path, capsys) -> None:
         assert a['value'] == pytest.approx(b['value'], rel=1e-3, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_int8_beyond_its_bound_exits_2_and_streams(tmp_path: Path, capsys,
                                                    monkeypatch) -> None:
     """The demo's clips calibrate by default; a file beyond its format's bound exits 2 (the

@@ -18,6 +18,7 @@ def info(capsys, *argv: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_arguments_r18(capsys) -> None:
     out = info(capsys, '--depth', '18', '--num-segments', '4', '--size', '32')
     model = tsmnet.ResNetTSM(18, num_segments=4, pretrained=None)

@@ -47,6 +47,7 @@ def video(tmp_path_factory) -> Path:
     return write_video(root / 'clip.mp4', moving_frames(36, 120, 160, seed=3))
 
 
+@pytest.mark.slow
 def test_scores_equal_inference_recognizer(tmp_path, video, mmaction_models, capsys):
     from mmaction.apis import inference_recognizer, init_recognizer
 
@@ -72,6 +73,7 @@ def test_scores_equal_inference_recognizer(tmp_path, video, mmaction_models, cap
     assert f'{video}  (3 views' in printed and '  1. ' in printed
 
 
+@pytest.mark.slow
 def test_fewer_views_and_labels_file(tmp_path, video, mmaction_models, capsys):
     from mmaction.apis import init_recognizer
 

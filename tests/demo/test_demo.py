@@ -90,6 +90,7 @@ def test_bad_config() -> None:
 
 # --- the two recognisers -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_no_shift_model_is_blind_to_order_and_the_shift_model_is_not() -> None:
     """Without shifts the clip score is the same for a clip and its reverse, so on pairs the
     accuracy is exactly chance whatever the weights; with shifts the scores differ."""

@@ -14,6 +14,7 @@ from tsmnet.demo import DemoConfig, MotionDirection
 from tsmnet.demo.online import build_causal_model, streamed_accuracy
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('arch', ['resnet', 'mobilenetv2'])
 def test_streamed_scores_end_at_the_offline_scores(arch: str) -> None:
     cfg = DemoConfig(num_segments=4, size=32)
@@ -30,6 +31,7 @@ def test_streamed_scores_end_at_the_offline_scores(arch: str) -> None:
     assert not torch.equal(scores[:3], scores[3:])
 
 
+@pytest.mark.slow
 def test_demo_online_command(tmp_path, capsys) -> None:
     out = tmp_path / 'online'
     assert main(['demo', '--online', '--steps', '3', '--num-segments', '4', '--batch', '4',

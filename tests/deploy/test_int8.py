@@ -14,6 +14,8 @@ from onnx import numpy_helper
 import tsmnet
 from tsmnet.deploy.quantize import Int8Options
 
+pytestmark = pytest.mark.slow  # ONNX exports with calibration
+
 SITES = 8  # ResNet-18-TSM, blockres: one shift per block
 
 

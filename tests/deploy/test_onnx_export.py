@@ -17,6 +17,8 @@ from tsmnet import TSMStream
 from tsmnet.deploy import write_onnx
 from tsmnet.deploy.verify import onnx_runner
 
+pytestmark = pytest.mark.slow  # every test exports to ONNX
+
 TOL = 1e-4
 
 

@@ -30,6 +30,7 @@ def test_1_padding_is_exact_zeros_when_the_input_holds_inf(mmaction_tsm, mmactio
     assert not ours.isnan().any()
 
 
+@pytest.mark.slow
 def test_2_non_local_after_temporal_pool_never_mixes_clips(mmaction_models):
     kwargs = dict(depth=50, num_segments=4, temporal_pool=True,
                   non_local=((0,) * 3, (1, 0, 0, 0), (0,) * 6, (0,) * 3), non_local_cfg=NL_CFG)
@@ -53,6 +54,7 @@ def test_2_non_local_after_temporal_pool_never_mixes_clips(mmaction_models):
     assert ours.layer2.net[0].num_segments == 2  # the non-local block sees the pooled clip
 
 
+@pytest.mark.slow
 def test_3_odd_num_segments_with_temporal_pool(mmaction_models):
     ref = mmaction_models.ResNetTSM(18, num_segments=5, temporal_pool=True)
     ref.eval()
@@ -112,6 +114,7 @@ def _torchvision_state_dict(depth: int) -> dict[str, torch.Tensor]:
     return out
 
 
+@pytest.mark.slow
 def test_7_torchvision_loader_is_strict_and_logs(mmaction_models, tmp_path, capsys):
     state = _torchvision_state_dict(18)
     good = tmp_path / 'resnet18.pth'

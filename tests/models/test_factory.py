@@ -65,6 +65,7 @@ def test_depth_against_the_released_depth_is_a_mismatch(tmp_path):
         tsmnet.create_model(R50, depth=34, num_segments=T, pretrained=path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('family', sorted(SMALL))
 def test_is_shift_false_is_a_tsn_that_loads_tsm_weights(tmp_path, family):
     tsm = _small(family)
@@ -141,6 +142,7 @@ def test_num_segments_and_is_shift_reach_both_parts(family):
     assert model.eval()(torch.randn(1, 4, 3, 32, 32)).shape == (1, 3)
 
 
+@pytest.mark.slow
 def test_temporal_pool_reaches_both_parts():
     model = tsmnet.create_model(R50, depth=18, num_segments=4, temporal_pool=True,
                                 num_classes=3)

@@ -52,6 +52,7 @@ def _pair(ref_cls, our_cls, kwargs):
     return ref, ours
 
 
+@pytest.mark.slow  # parity with MMAction2: 13-33 s of CPU each
 @pytest.mark.parametrize('name', sorted(TSM_OPTIONS))
 def test_tsm_parity_for_each_option(mmaction_models, name):
     kwargs = TSM_OPTIONS[name]
@@ -60,12 +61,14 @@ def test_tsm_parity_for_each_option(mmaction_models, name):
     assert_same_numbers(ref, ours, x)
 
 
+@pytest.mark.slow  # parity with MMAction2
 @pytest.mark.parametrize('name', sorted(PLAIN_OPTIONS))
 def test_plain_parity_for_each_option(mmaction_models, name):
     ref, ours = _pair(mmaction_models.MobileNetV2, MobileNetV2, PLAIN_OPTIONS[name])
     assert_same_numbers(ref, ours, torch.randn(4, 3, 32, 32))
 
 
+@pytest.mark.slow  # parity with MMAction2
 def test_shipped_config_backbone_parity(mmaction_models):
     """The backbone of MMAction2's TSM-MobileNetV2 config (its ImageNet checkpoint aside)."""
     import mmaction

@@ -64,6 +64,7 @@ def _clips(model, clips=2, size=32):
     return torch.randn(clips * model.num_segments, model.in_channels, size, size)
 
 
+@pytest.mark.slow  # parity with MMAction2
 @pytest.mark.parametrize('name', sorted(SHIPPED))
 def test_parity_with_every_shipped_config(mmaction_models, name):
     kwargs = dict(SHIPPED[name])
@@ -75,12 +76,14 @@ def test_every_shipped_config_is_covered():
     assert len(SHIPPED) >= 9, sorted(SHIPPED)  # r50/r101 1x1x8 and 1x1x16, 3 non-local, TPN
 
 
+@pytest.mark.slow  # parity with MMAction2
 @pytest.mark.parametrize('name', sorted(OPTIONS))
 def test_parity_for_each_option(mmaction_models, name):
     ref, ours = _pair(mmaction_models, OPTIONS[name])
     assert_same_numbers(ref, ours, _clips(ours))
 
 
+@pytest.mark.slow  # parity with MMAction2
 def test_fewer_stages_with_shift(mmaction_models):
     kwargs = dict(num_stages=3, out_indices=(1, 2), strides=(1, 2, 2), dilations=(1, 1, 1))
     with pytest.raises(AttributeError, match='layer4'):

@@ -44,6 +44,7 @@ def _frames(clips: int, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('conv', list(CONVS))
 @pytest.mark.parametrize('mode', ['bidirectional', 'causal'])
 @pytest.mark.parametrize('channels_last', [False, True])

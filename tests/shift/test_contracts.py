@@ -93,6 +93,7 @@ def test_every_strategy_equals_the_oracle(mmaction_tsm, backend, strategy, chann
         assert torch.equal(x.detach(), before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('strategy', list(STRATEGIES))
 def test_gradgradcheck_of_every_strategy(backend, strategy):
     """The backward of every strategy is itself differentiable (double backward)."""
@@ -175,6 +176,7 @@ def _backbones(mmaction_models, kind: str):
     return ref.double(), ours.double()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind', ['resnet', 'mobilenet'])
 def test_double_backward_through_a_training_backbone_equals_mmaction(mmaction_models, kind):
     """A gradient penalty (the gradient of the input gradient's norm) through a training
@@ -203,6 +205,7 @@ def test_double_backward_through_a_training_backbone_equals_mmaction(mmaction_mo
                                    msg=lambda m, k=k: f'{k}: {m}')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('train', [True, False])
 def test_torch_func_over_a_backbone_equals_mmaction(mmaction_models, train):
     ref, ours = _backbones(mmaction_models, 'resnet')
@@ -246,6 +249,7 @@ def test_every_in_place_backend_bumps_the_version_and_the_primitive_hides_it(bac
     assert x._version == version and torch.equal(x, before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('reentrant', [True, False])
 @pytest.mark.parametrize('target', ['layer2', 'layer2.0'])
 def test_checkpointing_a_stage_or_block(backend, reentrant, target):
@@ -264,6 +268,7 @@ def test_checkpointing_a_stage_or_block(backend, reentrant, target):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_with_cp_blocks_train_like_without(backend):
     torch.manual_seed(0)
     plain = ResNetTSM(18, num_segments=T, pretrained=None).train()
@@ -510,6 +515,7 @@ def test_every_constructor_refuses_an_unknown_mode():
 
 
 # --------------------------------------------------------------------------- FX
+@pytest.mark.slow
 @pytest.mark.parametrize('train', [False, True])
 @pytest.mark.parametrize('kind', ['resnet', 'mobilenet'])
 def test_fx_symbolic_trace_of_the_backbones_equals_eager(kind, train):

@@ -51,6 +51,7 @@ def test_every_backend_gives_the_numbers_of_the_loop(backend, channels_last, mod
     assert torch.equal(leaf.grad, ref.grad)
 
 
+@pytest.mark.slow
 def test_unknown_backend_names_are_refused_with_the_valid_ones():
     with pytest.raises(ValueError, match=r"name must be one of \('auto', 'functional', 'torch', "
                                          r"'native', 'triton'\), got 'cuda'"):
@@ -63,6 +64,7 @@ def test_unknown_backend_names_are_refused_with_the_valid_ones():
     assert f"{ENV_BACKEND} must be one of ('auto', 'functional'" in done.stderr
 
 
+@pytest.mark.slow
 def test_the_environment_forces_a_backend():
     code = ('import torch, tsmnet; from tsmnet.shift import explain; '
             'print(explain(torch.randn(4, 8, 2, 2), 2))')
@@ -115,6 +117,7 @@ def test_backend_status_says_why_not():
         assert status['triton']
 
 
+@pytest.mark.slow
 def test_backend_status_is_honest_about_triton_on_a_cpu():
     code = 'import tsmnet; print(tsmnet.shift.backend_status()["triton"])'
     env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}

@@ -51,6 +51,7 @@ def _relative_error(out: torch.Tensor, exact: torch.Tensor) -> float:
     return ((out.double() - exact).norm() / exact.norm()).item()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('train', [False, True])
 def test_every_layout_of_the_model_equals_float64(train: bool) -> None:
     """Contiguous and channels-last ResNetTSM (outputs, and in training every gradient), each
@@ -85,6 +86,7 @@ def test_every_layout_of_the_model_equals_float64(train: bool) -> None:
             assert _relative_error(p.grad, p64.grad) < 1e-4, (layout, name)
 
 
+@pytest.mark.slow
 def test_train_mode_batch_norm_output_of_every_layout_equals_float64() -> None:
     """The forward of train-mode batch norms (batch statistics) is well conditioned: both
     layouts' outputs equal float64."""
@@ -100,6 +102,7 @@ def test_train_mode_batch_norm_output_of_every_layout_equals_float64() -> None:
         assert _relative_error(out, out64) < 1e-5, layout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 def test_autocast_training_step_gives_every_parameter_a_gradient(dtype: torch.dtype) -> None:
     model = ResNetTSM(18, num_segments=T, pretrained=None).train()

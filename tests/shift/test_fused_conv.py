@@ -130,6 +130,7 @@ def test_fused_under_autocast_equals_the_plain_pair(dtype: torch.dtype) -> None:
     torch.testing.assert_close(fused[2], layer.weight.grad, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('depth', [18, 50])
 def test_resnet_tsm_saves_no_more_than_the_network_without_shift(depth: int) -> None:
     """blockres keeps no shifted copy: the saved activations are those of the plain ResNet."""
@@ -139,6 +140,7 @@ def test_resnet_tsm_saves_no_more_than_the_network_without_shift(depth: int) -> 
     assert saved_bytes(tsm, x) == saved_bytes(plain, x)
 
 
+@pytest.mark.slow
 def test_memory_against_mmaction(mmaction_models) -> None:
     x = torch.randn(2 * T, 3, 32, 32)
     ours = ResNetTSM(50, num_segments=T, pretrained=None)
@@ -151,8 +153,9 @@ def test_memory_against_mmaction(mmaction_models) -> None:
 def test_apply_positional_is_function_apply_without_the_binding():
     """The fused site's apply skips Function.apply's per-call signature binding, and only
     that: same output, gradients and node; under a torch.func transform it is apply itself."""
+    from tsmnet._torch_compat import apply_positional
     from tsmnet.shift import native, torch_ops
-    from tsmnet.shift.autograd import ShiftConv2dFunction, ShiftFunction, apply_positional
+    from tsmnet.shift.autograd import ShiftConv2dFunction, ShiftFunction
     from tsmnet.shift.spec import ShiftSpec
 
     backend = native if native.kernels() is not None else torch_ops

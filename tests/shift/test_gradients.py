@@ -47,6 +47,7 @@ def _block_case(shift_place: str, mode: str) -> tuple[nn.Module, str]:
     return block, conv
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('train', [True, False], ids=['train', 'eval'])
 @pytest.mark.parametrize('mode', MODES)
 @pytest.mark.parametrize('shift_place', ['blockres', 'block'])
@@ -65,6 +66,7 @@ def test_resnet_tsm_block_gradcheck(shift_place: str, mode: str, train: bool) ->
     assert gradcheck(run, (x, weight), fast_mode=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('num_segments', [4, 3], ids=['even_T', 'odd_T'])
 def test_temporal_pool_gradcheck(num_segments: int) -> None:
     pool = TemporalPool(nn.Identity(), num_segments)

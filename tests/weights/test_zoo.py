@@ -5,6 +5,7 @@ configs; create_model / list_models / tsmnet.weights; bad input."""
 from __future__ import annotations
 
 import importlib.util
+import types
 from pathlib import Path
 
 import pytest
@@ -131,22 +132,24 @@ def test_labels():
 
 
 def test_weights_lookup_and_list_models():
-    assert isinstance(tsmnet.weights(R50), WeightsEntry)
-    assert tsmnet.weights(R50) is ENTRIES[R50]
+    assert isinstance(tsmnet.get_weights(R50), WeightsEntry)
+    assert tsmnet.get_weights(R50) is ENTRIES[R50] is tsmnet.weights.get_weights(R50)
     assert tsmnet.list_models() == sorted(ENTRIES)
     assert tsmnet.list_models(pretrained=True) == sorted(ENTRIES)
     assert tsmnet.list_models(pretrained=False) == []
     assert tsmnet.list_models('*sthv2*') == sorted(n for n in ENTRIES if 'sthv2' in n)
     assert tsmnet.list_models('mobilenetv2') == [MBV2]
-    # the package stays a package
+    # the package is a plain package: calling it is the TypeError of any module
     import tsmnet.weights.zoo as zoo
 
-    assert tsmnet.weights.zoo is zoo
+    assert tsmnet.weights.zoo is zoo and type(tsmnet.weights) is types.ModuleType
+    with pytest.raises(TypeError, match="'module' object is not callable"):
+        tsmnet.weights(R50)
 
 
 def test_unknown_name_suggests_close_names():
     with pytest.raises(UnknownModelError, match=f"did you mean '{R50}'"):
-        tsmnet.weights(R50.replace('kinetics', 'kinetic'))
+        tsmnet.get_weights(R50.replace('kinetics', 'kinetic'))
     with pytest.raises(UnknownModelError, match="unknown model name 'tsm_r50_kinetics400'.*r50"):
         tsmnet.create_model('tsm_r50_kinetics400')
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._torch_compat import BatchNormBase, ConvBase
 from ..fuse import fuse_conv_bn
 from ..layers import TemporalShift
 from ..mmaction_compat import import_mmaction_models, mmaction_available
@@ -88,11 +89,11 @@ def _init_(model: Any, seed: int) -> None:
     """Seeded Kaiming init of every conv, BN weight 1 / bias 0 (quiet: no init log)."""
     gen = torch.Generator().manual_seed(seed)
     for m in model.modules():
-        if isinstance(m, nn.modules.conv._ConvNd):
+        if isinstance(m, ConvBase):
             fan_out = m.out_channels * m.weight[0, 0].numel() // m.groups
             with torch.no_grad():
                 m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2 / fan_out) ** .5)
-        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+        elif isinstance(m, BatchNormBase):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from .._torch_compat import BatchNormBase
 from .._version import __version__
 from ..archs import RESNET_DEPTHS
 from ..demo.train import flush_denormals
@@ -233,7 +233,7 @@ def apply_partial_bn(model: Recognizer) -> None:
 
     Call after ``model.train()`` (which puts batch norms back in training mode).
     """
-    norms = [m for m in model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in model.backbone.modules() if isinstance(m, BatchNormBase)]
     for norm in norms[1:]:
         norm.eval()
         for p in norm.parameters():

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from mmengine.config import Config
 
+from .. import registry  # noqa: F401  (the drop-in, as custom_imports=['tsmnet'] gives it)
 from ..mmaction_compat import mmaction_tool, run_mmaction_tool
 from .errors import CommandError
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._torch_compat import ConvBase
 from ..models.recognizer import Recognizer
 from ..stream import TSMStream, TSMStreamStep, _stages_of
 
@@ -109,7 +110,7 @@ def as_exportable(model: nn.Module) -> Exportable:
     else:
         raise TypeError(f'model must be a tsmnet backbone (ResNetTSM, MobileNetV2TSM, ResNet, '
                         f'MobileNetV2) or a recogniser on one, got {type(model).__name__}')
-    conv = next(m for m in backbone.modules() if isinstance(m, nn.modules.conv._ConvNd))
+    conv = next(m for m in backbone.modules() if isinstance(m, ConvBase))
     return Exportable(model=model, backbone=backbone, clip_module=clip.eval(), scores=scores,
                       num_segments=getattr(backbone, 'num_segments', 1),
                       in_channels=conv.in_channels)

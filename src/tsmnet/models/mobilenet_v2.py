@@ -15,12 +15,13 @@ import torch
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils import checkpoint as cp
 
+from .._torch_compat import BatchNormBase
 from ..archs import MOBILENET_V2_STAGES
 from ..weights.checkpoint import load_pretrained, unwrapped_keys
 from .frames import check_frames_input
+from .init_log import init_info_at_debug
 from .layer_cfgs import act_cfg_or_default, conv_cfg_or_default, norm_cfg_or_default
 
 #: Per stage: expand ratio, output channels (at width 1.0), blocks, stride of the first block.
@@ -194,7 +195,8 @@ class MobileNetV2(BaseModule):
         """Load ``pretrained`` (strictly; MMAction2, MMPretrain or torchvision keys), or
         initialise from ``init_cfg`` when there is no checkpoint."""
         if self.pretrained is None:
-            super().init_weights()
+            with init_info_at_debug():  # MMEngine's per-parameter report: DEBUG, not INFO
+                super().init_weights()
             return
         load_pretrained(self, self.pretrained, torchvision=True)
 
@@ -250,7 +252,7 @@ class MobileNetV2(BaseModule):
         self._freeze_stages()
         if mode and self.norm_eval:
             for m in self.modules():
-                if isinstance(m, _BatchNorm):
+                if isinstance(m, BatchNormBase):
                     m.eval()
         return self
 

@@ -8,14 +8,11 @@ test step does.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from mmengine.logging import MMLogger
 from torch import nn
 
 from ..weights.checkpoint import (
@@ -26,6 +23,7 @@ from ..weights.checkpoint import (
     wrap_names_of,
 )
 from .head import TSMHead
+from .init_log import init_info_at_debug
 
 __all__ = ['Recognizer']
 
@@ -39,19 +37,6 @@ def _checkpoint_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
             not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f'checkpoint {source} holds no state dict of tensors')
     return dict(obj)
-
-
-@contextlib.contextmanager
-def _quiet_init_info() -> Iterator[None]:
-    """Without a log file, MMEngine's ``BaseModule.init_weights`` logs how every parameter
-    was initialised (hundreds of INFO lines); keep warnings only meanwhile."""
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 class Recognizer(nn.Module):
@@ -117,7 +102,7 @@ class Recognizer(nn.Module):
         and the head."""
         init = getattr(self.backbone, 'init_weights', None)
         if init is not None:
-            with _quiet_init_info():
+            with init_info_at_debug():
                 init()
         self.cls_head.init_weights()
 

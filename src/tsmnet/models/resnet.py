@@ -16,11 +16,12 @@ from mmcv.cnn import ConvModule
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils import checkpoint as cp
 
+from .._torch_compat import BatchNormBase
 from ..archs import RESNET_ARCHS, STEM_CHANNELS
 from ..weights.checkpoint import load_pretrained, unwrapped_keys
+from .init_log import init_info_at_debug
 from .layer_cfgs import act_cfg_or_default, conv_cfg_or_default, norm_cfg_or_default
 
 Style = Literal['pytorch', 'caffe']
@@ -296,7 +297,8 @@ class ResNet(BaseModule):
         """Load ``pretrained`` (converted from torchvision if ``torchvision_pretrain``), or
         initialise from ``init_cfg`` when there is no checkpoint."""
         if self.pretrained is None:
-            super().init_weights()
+            with init_info_at_debug():  # MMEngine's per-parameter report: DEBUG, not INFO
+                super().init_weights()
             return
         load_pretrained(self, self.pretrained, torchvision=self.torchvision_pretrain)
 
@@ -340,7 +342,7 @@ class ResNet(BaseModule):
         self._freeze_stages()
         if mode and self.norm_eval:
             for m in self.modules():
-                if isinstance(m, _BatchNorm):
+                if isinstance(m, BatchNormBase):
                     m.eval()
         if mode and self.partial_bn:
             self._partial_bn()

@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.autograd import forward_ad
 
+from .._torch_compat import forward_ad_active as _forward_ad
 from .dispatch import BACKENDS, Plan, choose, functorch_active
 from .in_place import shift_owned, shifted_in_place
 from .spec import ShiftSpec, dense_frames
@@ -77,25 +77,6 @@ def shift_copy(x: torch.Tensor, spec: ShiftSpec, plan: Plan) -> torch.Tensor:
             (torch.is_grad_enabled() and x.requires_grad) or _forward_ad())):
         return ShiftFunction.apply(x, spec, backend)  # vmap, jvp and grad rules
     return backend.copy(x, spec)  # the native op differentiates itself, in C++
-
-
-def _forward_ad() -> bool:
-    """Whether a ``torch.autograd.forward_ad`` level is open (a tangent may ride on x)."""
-    return forward_ad._current_level >= 0
-
-
-def apply_positional(function: type[torch.autograd.Function], *args: Any) -> Any:
-    """``function.apply(*args)``, every argument given positionally, without the
-    ``inspect.signature`` binding that ``Function.apply`` does on each call of a
-    ``setup_context`` function (about 60 us, a third of what a fused site adds to a training
-    step on a small input): with nothing to bind and no ``torch.func`` transform or wrapper
-    about, that binding and the unwrapping after it change nothing, and the C++ apply
-    below them is what runs."""
-    if functorch_active() or any(isinstance(a, torch.Tensor) and
-                                 torch._C._functorch.is_functorch_wrapped_tensor(a)
-                                 for a in args):
-        return function.apply(*args)
-    return super(torch.autograd.Function, function).apply(*args)  # type: ignore[misc]
 
 
 class ShiftConv2dFunction(torch.autograd.Function):

@@ -39,6 +39,12 @@ from typing import Literal, NamedTuple, cast
 import torch
 from torch import nn
 
+from .._torch_compat import (
+    functorch_transforms_active,
+    global_module_hooks_set,
+    is_tracing,
+    module_hooks_set,
+)
 from . import functional, native, torch_ops, triton_kernels
 from .backend import InPlaceShiftBackend, ShiftBackend
 from .spec import ShiftSpec, spec_for
@@ -75,9 +81,8 @@ except ImportError:
     _ConvModule = None
 
 
-def functorch_active() -> bool:
-    """Whether a ``torch.func`` transform (grad, vjp, jvp, vmap...) wraps the tensors."""
-    return torch._C._are_functorch_transforms_active()
+#: Whether a ``torch.func`` transform (grad, vjp, jvp, vmap...) wraps the tensors.
+functorch_active = functorch_transforms_active
 
 
 class Plan(NamedTuple):
@@ -142,13 +147,9 @@ def has_hooks(net: nn.Module | None) -> bool:
     pre-forward, backward, full backward or backward-pre hook, global or on ``net`` or a
     module inside it (a forward hook could keep a reference to what ``net`` consumed; the
     fused path computes the conv itself, so no module hook of the conv would run)."""
-    mod = nn.modules.module
-    if (mod._global_forward_hooks or mod._global_forward_pre_hooks
-            or mod._global_backward_hooks or mod._global_backward_pre_hooks):
+    if global_module_hooks_set():
         return True
-    return net is not None and any(
-        m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
-        for m in net.modules())
+    return net is not None and any(module_hooks_set(m) for m in net.modules())
 
 
 def _plain_parameter(p: torch.Tensor | None) -> bool:
@@ -252,7 +253,7 @@ def plain_eager_cpu(x: torch.Tensor) -> bool:
     native op if the kernels take ``x`` (:data:`NATIVE_COPY`): this is the half of that answer
     that can change between two calls; the other half depends on the signature only."""
     return (x.is_cpu and not torch.compiler.is_compiling() and forced_backend() == 'auto'
-            and not torch._C._is_tracing() and not torch.compiler.is_exporting()
+            and not is_tracing() and not torch.compiler.is_exporting()
             and not functorch_active())
 
 

@@ -25,8 +25,9 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import nn
 
+from .._torch_compat import apply_positional, inductor_fallback_with_conv_layout
 from . import library
-from .autograd import ShiftConv2dFunction, apply_positional
+from .autograd import ShiftConv2dFunction
 from .dispatch import BACKENDS, choose, in_place_backend
 from .in_place import shift_owned, shifted_in_place
 from .spec import ShiftSpec, dense_frames
@@ -179,21 +180,8 @@ def _lay_out_like_convs() -> bool:
     public: where that fails the ops keep the default rule (slower, same numbers).
     """
     try:
-        from torch._inductor import ir, lowering
-        from torch._inductor.virtualized import V
-
-        def channels_last_like_convs(fx_node: Any, *args: Any, **kwargs: Any) -> Any:
-            if V.graph.layout_opt:
-                args = tuple(ir.ExternKernel.require_channels_last(a)
-                             if isinstance(a, ir.IRNode) and len(a.get_size()) == 4 else a
-                             for a in args)
-            return args, kwargs
-
-        for op in (torch.ops.tsmnet.shift_conv2d.default,
-                   torch.ops.tsmnet.shift_conv2d_backward.default):
-            if op not in lowering.lowerings:
-                lowering.make_fallback(op, layout_constraint=channels_last_like_convs,
-                                       warn=False)
+        inductor_fallback_with_conv_layout((torch.ops.tsmnet.shift_conv2d.default,
+                                            torch.ops.tsmnet.shift_conv2d_backward.default))
     except Exception as err:  # another torch: the default layout rule
         print_log(f'tsmnet: inductor keeps its default layout for the shift_conv2d ops '
                   f'({type(err).__name__}: {err})', logger='current', level=logging.DEBUG)

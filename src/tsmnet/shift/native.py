@@ -40,6 +40,11 @@ from typing import Any
 import torch
 from mmengine.logging import print_log
 
+from .._torch_compat import (
+    extension_build_directory,
+    overload_callable,
+    torch_function_mode_enabled,
+)
 from . import library
 from .spec import ShiftSpec, dense_frames, frames_layout, is_lazy_view
 
@@ -105,7 +110,7 @@ def reasons(x: torch.Tensor, in_place: bool) -> list[str]:
 def copy(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
     """The shift of ``x`` into a new tensor of its memory format (one pass). Differentiable:
     the op's autograd (the opposite shift) and forward AD are in C++ (``csrc/shift.cpp``)."""
-    if type(x) is torch.Tensor and not torch._C._is_torch_function_mode_enabled():
+    if type(x) is torch.Tensor and not torch_function_mode_enabled():
         return copy_op(x, *spec.op_args)  # type: ignore[attr-defined]
     return _ops[0](x, *spec.op_args)  # type: ignore[attr-defined]  (__torch_function__)
 
@@ -206,7 +211,7 @@ def _build() -> None:
         try:
             from torch.utils import cpp_extension
 
-            folder = Path(cpp_extension._get_build_directory(name, verbose=False))
+            folder = extension_build_directory(name)
             with _build_lock(folder / 'tsmnet.flock', _timeout_s()) as waited:
                 if waited is None:
                     return _fail(f'another process held the build lock of {folder} for '
@@ -227,7 +232,8 @@ def _build() -> None:
             ops.shift_copy  # noqa: B018  (raises if the library did not register)
             _register_fakes()
             # the overloads' C++ callables: OpOverload.__call__ is one more Python frame
-            _ops = (ops.shift_copy.default._op, ops.shift_.default._op, ops.unshift_.default._op)
+            _ops = tuple(overload_callable(op.default) for op in (ops.shift_copy, ops.shift_,
+                                                                  ops.unshift_))
             copy_op = module.shift_copy
             _kernels = ops
         except Exception as err:  # a failed build, a read-only or full cache: fall back

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._torch_compat import torch_function_mode_enabled
 from . import native
 from .autograd import shift_copy
 from .dispatch import BACKENDS, NATIVE_COPY, choose, plain_eager_cpu
@@ -51,7 +52,7 @@ def temporal_shift(
         key = (num_segments, shift_div, mode, x.shape, x.stride(), x.dtype)
         op_args = _native_ready.get(key)
         if op_args is not None and not (x.is_conj() or x.is_neg() or
-                                        torch._C._is_torch_function_mode_enabled()):
+                                        torch_function_mode_enabled()):
             # what choose() answers for this signature (NATIVE_COPY), asked once: one C++ op
             # call, its autograd (and forward AD) in C++ too
             return native.copy_op(x, *op_args)

@@ -8,22 +8,13 @@ loading), :mod:`~tsmnet.weights.keymap` (pure key mapping of other layouts; impo
 fileio and video (a zoo entry's test protocol), never models, stream, export or commands: models
 import it. The one exception is ``conversion``, which checks a converted file against the model
 it is for, so it sits above models and nothing below the commands imports it.
+
+A plain package: a named entry is ``tsmnet.get_weights(name)`` (torchvision's ``get_weight``
+convention). Calling the package, ``tsmnet.weights(name)`` as before, raises
+``TypeError: 'module' object is not callable`` (a module can be called only by replacing its
+class, which IDEs, type checkers and ``help()`` cannot follow; docs/zoo.md).
 """
 
-import sys
-import types
+from .zoo import WeightsEntry, get_weights
 
-from . import zoo
-from .zoo import WeightsEntry
-
-
-class _WeightsPackage(types.ModuleType):
-    """``tsmnet.weights`` is this package and, called, the zoo's lookup:
-    ``tsmnet.weights(name)`` is :func:`tsmnet.weights.zoo.weights` (torchvision's
-    ``get_weights`` in one name), while ``tsmnet.weights.zoo`` etc. stay importable."""
-
-    def __call__(self, name: str) -> WeightsEntry:
-        return zoo.weights(name)
-
-
-sys.modules[__name__].__class__ = _WeightsPackage
+__all__ = ['WeightsEntry', 'get_weights']

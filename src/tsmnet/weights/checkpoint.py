@@ -380,8 +380,9 @@ def load_pretrained(model: nn.Module, source: str | Path, *, torchvision: bool,
     conv inflated when ``in_channels != 3``), an original TSM release checkpoint
     (converted), an MMAction2 recognizer checkpoint (its ``backbone.`` keys; the head is
     skipped and reported) or bare tsmnet backbone keys; the keys of those last three follow
-    the model's wrappers (a TSM file loads into an ``is_shift=False`` backbone and back). A MobileNetV2(TSM) reads
-    torchvision's, MMPretrain's, the TSM online demo's and MMAction2's MobileNetV2 layouts
+    the model's wrappers (a TSM file loads into an ``is_shift=False`` backbone and back). A
+    MobileNetV2(TSM) reads torchvision's, MMPretrain's, the TSM online demo's and MMAction2's
+    MobileNetV2 layouts
     (:mod:`tsmnet.weights.keymap.mobilenet_v2`).
 
     Args:

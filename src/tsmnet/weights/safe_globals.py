@@ -7,7 +7,8 @@ MMEngine's ``Runner`` (MMAction2's ``tools/train.py``) writes also holds the sta
 numpy scalars, and a ``statistics_methods`` dict of ``HistoryBuffer``'s own methods. So
 ``tools/test.py`` and ``--resume`` fail on the checkpoint that training just wrote.
 
-:func:`register_safe_globals` (run by ``import tsmnet``) allow-lists exactly what such a
+:func:`register_safe_globals` (run by tsmnet's loaders, and by :mod:`tsmnet.registry`, which
+``custom_imports`` and the MMEngine glue import) allow-lists exactly what such a
 checkpoint needs, each entry harmless on its own:
 
 * ``HistoryBuffer``: its constructor and ``__dict__`` update only store values.
@@ -98,5 +99,3 @@ def register_safe_globals() -> None:
         torch.serialization.add_safe_globals(safe_globals())
         _registered = True
 
-
-register_safe_globals()  # on import: `import tsmnet` makes Runner checkpoints loadable

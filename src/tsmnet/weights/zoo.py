@@ -286,8 +286,9 @@ def _sharing_words(name: str, limit: int = 3) -> list[str]:
     return [n for score, n in scored if score and score == scored[0][0]][:limit]
 
 
-def weights(name: str) -> WeightsEntry:
-    """The entry of ``name`` (a config name of MMAction2's TSM checkpoints).
+def get_weights(name: str) -> WeightsEntry:
+    """The entry of ``name`` (a config name of MMAction2's TSM checkpoints): torchvision's
+    ``get_weight`` convention; ``tsmnet.get_weights(name)``.
 
     Raises:
         UnknownModelError: No entry has this name; the message names close ones.
@@ -302,3 +303,6 @@ def weights(name: str) -> WeightsEntry:
     hint = f'; did you mean {", ".join(map(repr, close))}?' if close else ''
     raise UnknownModelError(f'unknown model name {name!r}{hint} (tsmnet.list_models() lists '
                             f'the {len(ENTRIES)} names)')
+
+
+weights = get_weights  # the name the models and commands import it by
