@@ -119,6 +119,9 @@ class VideoReader:
             raise
         self._frames: Iterator[tuple[int, av.VideoFrame]] | None = None
         self._position = -1  # the last frame the decoder gave
+        self._corrupt: int | None = None  # a corrupt frame since the last keyframe decoded
+        self._keyframes = set(self.index.keyframes.tolist())
+        self.decoded_frames = 0  # frames decoded so far (what reading cost)
         self._orientation: rotation.Orientation | None = None
 
     def _build_index(self) -> FrameIndex:
@@ -223,7 +226,9 @@ class VideoReader:
         """Frames from the decoder's position on (demux, decode; the decoder flushed at the
         end of the file)."""
         for packet in self._container.demux(self._stream):
-            yield from packet.decode()
+            for frame in packet.decode():
+                self.decoded_frames += 1
+                yield frame
 
     def _numbered(self) -> Iterator[tuple[int, av.VideoFrame]]:
         for frame in self._decoded():
@@ -238,6 +243,7 @@ class VideoReader:
         self._stream.codec_context.flush_buffers()  # no frame from before the seek
         self._frames = self._numbered()
         self._position = -1
+        self._corrupt = None
 
     def _damaged(self, frame: int, err: Exception | None) -> DamagedVideoError:
         why = f'({err})' if err is not None else \
@@ -277,16 +283,28 @@ class VideoReader:
                     self._seek(keyframe)
                     continue
                 self._position = number
+                self._passed(frame, number)
                 if number in wanted and number not in got:
                     got[number] = self._checked(frame, number)
                 if number > target:
                     raise _Unnumbered  # decoded past it: it has no frame of its own
         return got
 
+    def _passed(self, frame: av.VideoFrame, number: int) -> None:
+        """Note a decoded frame: a corrupt one taints the frames after it until a keyframe."""
+        if number in self._keyframes or frame.key_frame:
+            self._corrupt = None
+        if frame.is_corrupt and self._corrupt is None:
+            self._corrupt = number
+
     def _checked(self, frame: av.VideoFrame, number: int) -> np.ndarray:
-        if frame.is_corrupt:
+        """A wanted frame as RGB, refused when it or a frame it may be decoded from is
+        corrupt (the decoder concealed errors in it)."""
+        if self._corrupt is not None:
+            which = 'decodes corrupt' if self._corrupt == number else \
+                f'is decoded from corrupt frame {self._corrupt}'
             raise DamagedVideoError(f'video {self.path!r}: frame {number} of {len(self)} '
-                                    'decodes corrupt', self.path, number)
+                                    f'{which}', self.path, number)
         return self._rgb(frame)
 
     def _read_from_start(self, unique: np.ndarray) -> dict[int, np.ndarray]:
@@ -295,10 +313,11 @@ class VideoReader:
         got: dict[int, np.ndarray] = {}
         self._container.seek(0, backward=True, any_frame=False)
         self._stream.codec_context.flush_buffers()
-        self._frames, self._position = None, -1
+        self._frames, self._position, self._corrupt = None, -1, None
         number = -1
         try:
             for number, frame in enumerate(self._decoded()):
+                self._passed(frame, number)
                 if number in wanted:
                     got[number] = self._checked(frame, number)
                 if number >= last:
