@@ -122,6 +122,8 @@ class VideoReader:
         self._corrupt: int | None = None  # a corrupt frame since the last keyframe decoded
         self._keyframes = set(self.index.keyframes.tolist())
         self.decoded_frames = 0  # frames decoded so far (what reading cost)
+        self._wanted: set[int] | None = None  # frames looked for by number
+        self._skipping = False  # the decoder drops non-reference frames
         self._orientation: rotation.Orientation | None = None
 
     def _build_index(self) -> FrameIndex:
@@ -224,8 +226,21 @@ class VideoReader:
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
         """Frames from the decoder's position on (demux, decode; the decoder flushed at the
-        end of the file)."""
+        end of the file).
+
+        While frames are looked for by number (``self._wanted``), a packet of a frame nobody
+        wants is decoded with ``skip_frame='NONREF'``: when no other frame refers to it (a
+        B-frame in most GOPs) the decoder drops it unseen; reference frames decode as ever, so
+        the wanted ones are unchanged.
+        """
+        codec = self._stream.codec_context
         for packet in self._container.demux(self._stream):
+            if packet.size > 0:
+                skip = self._wanted is not None and \
+                    self.index.frame_of(packet.pts) not in self._wanted
+                if skip != self._skipping:
+                    codec.skip_frame = 'NONREF' if skip else 'DEFAULT'
+                    self._skipping = skip
             for frame in packet.decode():
                 self.decoded_frames += 1
                 yield frame
@@ -255,6 +270,7 @@ class VideoReader:
         """Each wanted frame (ascending, distinct): seek to its keyframe unless decoding
         forward from where the decoder is gets there as soon."""
         wanted = set(unique.tolist())
+        self._wanted = wanted
         got: dict[int, np.ndarray] = {}
         for target in unique.tolist():
             if target in got:
@@ -314,6 +330,7 @@ class VideoReader:
         self._container.seek(0, backward=True, any_frame=False)
         self._stream.codec_context.flush_buffers()
         self._frames, self._position, self._corrupt = None, -1, None
+        self._wanted = None  # frames are counted: every one must come out
         number = -1
         try:
             for number, frame in enumerate(self._decoded()):
