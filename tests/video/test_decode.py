@@ -81,8 +81,13 @@ def video(request, tmp_path_factory) -> tuple[Path, np.ndarray]:
 DECORD_SEEKS_WRONG = {'mpeg4-bframes-avi'}
 
 
-def test_sampled_frames_equal_decoding_from_the_start_and_decord(video):
+def _no_fallback(self, unique):
+    raise AssertionError('decoded from the start: frames were not found by timestamp')
+
+
+def test_sampled_frames_equal_decoding_from_the_start_and_decord(video, monkeypatch):
     path, every = video
+    monkeypatch.setattr(VideoReader, '_read_from_start', _no_fallback)
     reader = decord.VideoReader(str(path))
     assert probe(path).num_frames == len(reader) == len(every)
     in_order = reader.get_batch(list(range(len(every)))).asnumpy() \
@@ -98,6 +103,9 @@ def test_sampled_frames_equal_decoding_from_the_start_and_decord(video):
             np.testing.assert_array_equal(got, theirs)
             np.testing.assert_array_equal(read_frames(path, indices, threads=seed % 3), got)
     np.testing.assert_array_equal(read_frames(path), every)
+    monkeypatch.undo()
+    with VideoReader(path) as ours:  # the fallback itself: counting frames from the start
+        np.testing.assert_array_equal(ours._read_from_start(np.array([2, 9]))[9], every[9])
 
 
 @pytest.mark.parametrize('time_base, steps, suffix', [
@@ -105,7 +113,9 @@ def test_sampled_frames_equal_decoding_from_the_start_and_decord(video):
     (Fraction(1001, 30000), [1], '.mp4'),  # NTSC's odd time base
     (Fraction(1, 90000), [3003, 3003, 6006], '.mp4'),
 ])
-def test_variable_frame_rate_and_odd_time_bases(tmp_path, time_base, steps, suffix):
+def test_variable_frame_rate_and_odd_time_bases(tmp_path, time_base, steps, suffix,
+                                                monkeypatch):
+    monkeypatch.setattr(VideoReader, '_read_from_start', _no_fallback)
     path = write_vfr(tmp_path / f'vfr{suffix}', moving_frames(45, 48, 64), steps, time_base)
     every = decode_from_start(path)
     indices = np.array([44, 0, 17, 16, 30, 30, 1, 43])

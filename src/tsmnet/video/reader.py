@@ -270,6 +270,9 @@ class VideoReader:
         """Each wanted frame (ascending, distinct): seek to its keyframe unless decoding
         forward from where the decoder is gets there as soon."""
         wanted = set(unique.tolist())
+        if wanted != self._wanted:
+            # packets already sent to the decoder were skipped or not for the old frames
+            self._frames = None
         self._wanted = wanted
         got: dict[int, np.ndarray] = {}
         for target in unique.tolist():
