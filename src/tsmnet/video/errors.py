@@ -3,8 +3,10 @@
 The policy, the same in every command and in the dataset: **a frame that is asked for and
 cannot be decoded is an error, never a silent substitute.** A video is counted from its
 container's packets (decord's count); reading frames raises :class:`DamagedVideoError` when
-the container breaks off while it is demuxed, when an asked-for frame (or a frame it is
-decoded from) does not decode, or when the decoder marks an asked-for frame corrupt. A file
+the container breaks off while it is demuxed, when an asked-for frame lies at or after a
+packet the demuxer read short or flagged corrupt (a file cut inside a packet), when it (or a
+frame it is decoded from) does not decode, or when the decoder marks it (or a frame it is
+decoded from) corrupt. A file
 cut exactly between packets is a shorter video, not a damaged one: nothing in it says so.
 Callers that go on past bad videos (``on_error='skip'``) catch :class:`VideoError`, count the
 video and report it.

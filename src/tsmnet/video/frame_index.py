@@ -24,19 +24,22 @@ class FrameIndex:
         keyframes: ``[K]`` int64 frame numbers of the keyframes, ascending.
         seekable: whether frames can be found by timestamp (every packet has a pts and no two
             share one); otherwise frames are counted from the first one decoded.
+        damaged_from: the first frame whose packet the demuxer flagged corrupt (read short:
+            the file is cut inside it), None when none is.
     """
 
     pts: np.ndarray
     keyframes: np.ndarray
     seekable: bool
+    damaged_from: int | None = None
     _frame_of: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_packets(cls, packets: Iterable[tuple[int | None, bool]]) -> FrameIndex:
-        """Build the index from ``(pts, is_keyframe)`` of each non-empty video packet, in
-        file order."""
-        pts_list, key_pts, missing = [], [], False
-        for pts, is_keyframe in packets:
+    def from_packets(cls, packets: Iterable[tuple[int | None, bool, bool]]) -> FrameIndex:
+        """Build the index from ``(pts, is_keyframe, is_corrupt)`` of each non-empty video
+        packet, in file order."""
+        pts_list, key_pts, bad_pts, missing = [], [], [], False
+        for pts, is_keyframe, is_corrupt in packets:
             if pts is None:
                 missing = True
                 pts_list.append(len(pts_list))
@@ -44,12 +47,16 @@ class FrameIndex:
             pts_list.append(pts)
             if is_keyframe:
                 key_pts.append(pts)
+            if is_corrupt:
+                bad_pts.append(pts)
         pts = np.sort(np.asarray(pts_list, dtype=np.int64))
         seekable = not missing and bool(np.all(np.diff(pts) > 0))
         frame_of = {int(p): i for i, p in enumerate(pts.tolist())} if seekable else {}
         keyframes = np.asarray(sorted(frame_of[p] for p in key_pts), dtype=np.int64) \
             if seekable else np.zeros(0, dtype=np.int64)
-        return cls(pts, keyframes, seekable, frame_of)
+        damaged = [frame_of[p] for p in bad_pts] if seekable else \
+            ([len(pts) - 1] if bad_pts else [])  # without timestamps: the last, conservatively
+        return cls(pts, keyframes, seekable, min(damaged) if damaged else None, frame_of)
 
     def __len__(self) -> int:
         return len(self.pts)

@@ -47,6 +47,9 @@ class VideoInfo:
         width: displayed frame width in pixels.
         orientation: the operations that turn stored frames upright
             (:func:`.rotation.orientation`; empty when none or not applied).
+        damaged_from: the first frame of a damaged part (its packet was read short or
+            flagged corrupt by the demuxer: a file cut inside it); None when none was seen.
+            Reading it or a later frame raises :class:`DamagedVideoError`.
     """
 
     num_frames: int
@@ -54,6 +57,7 @@ class VideoInfo:
     height: int
     width: int
     orientation: rotation.Orientation = ()
+    damaged_from: int | None = None
 
 
 class _Unnumbered(Exception):
@@ -108,6 +112,7 @@ class VideoReader:
                  autorotate: bool = True) -> None:
         self.path = str(path)
         self.autorotate = autorotate
+        self.threads = threads
         self._container = _open(path)
         try:
             self._stream = self._container.streams.video[0]
@@ -117,6 +122,8 @@ class VideoReader:
         except BaseException:
             self._container.close()
             raise
+        self._at_start = False  # decoding from the file's first byte, not from a seek
+        self._seeks_work = True  # False once a seek gave no frame (decode from the start)
         self._frames: Iterator[tuple[int, av.VideoFrame]] | None = None
         self._position = -1  # the last frame the decoder gave
         self._corrupt: int | None = None  # a corrupt frame since the last keyframe decoded
@@ -129,7 +136,7 @@ class VideoReader:
     def _build_index(self) -> FrameIndex:
         try:
             index = FrameIndex.from_packets(
-                (packet.pts, packet.is_keyframe)
+                (packet.pts, packet.is_keyframe, packet.is_corrupt)
                 for packet in self._container.demux(self._stream) if packet.size > 0)
         except (av.FFmpegError, OSError) as err:
             raise DamagedVideoError(f'video {self.path!r}: is damaged ({err})',
@@ -164,7 +171,8 @@ class VideoReader:
         ops = self.orientation
         if rotation.swaps_sides(ops):
             height, width = width, height
-        return VideoInfo(len(self), float(rate) if rate else 0.0, height, width, ops)
+        return VideoInfo(len(self), float(rate) if rate else 0.0, height, width, ops,
+                         self.index.damaged_from)
 
     @property
     def orientation(self) -> rotation.Orientation:
@@ -205,6 +213,13 @@ class VideoReader:
             raise VideoError(f'video {self.path!r}: frame {last} was asked for but only '
                              f'{len(self)} frames are in the video', self.path, last)
         unique = np.unique(wanted)
+        damaged_from = self.index.damaged_from
+        if damaged_from is not None and last >= damaged_from:
+            first = int(unique[np.searchsorted(unique, damaged_from)])
+            raise DamagedVideoError(
+                f'video {self.path!r}: frame {first} of {len(self)} cannot be decoded (the '
+                f'file is damaged from frame {damaged_from}: a packet read short or corrupt)',
+                self.path, first)
         try:
             frames = self._read_seeking(unique) if self.index.seekable else None
         except _Unnumbered:
@@ -259,10 +274,25 @@ class VideoReader:
         self._frames = self._numbered()
         self._position = -1
         self._corrupt = None
+        self._at_start = False
+
+    def _restart(self) -> None:
+        """Decode from the file's first byte with a fresh demuxer and decoder: for streams
+        whose decoder needs what precedes a keyframe (parameter sets sent once, at the start:
+        MPEG-TS), or whose seeks land past the first keyframe."""
+        self._container.close()
+        self._container = _open(self.path)
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = 'AUTO'
+        self._stream.codec_context.thread_count = self.threads
+        self._skipping = False
+        self._frames = self._numbered()
+        self._position, self._corrupt, self._at_start = -1, None, True
 
     def _damaged(self, frame: int, err: Exception | None) -> DamagedVideoError:
         why = f'({err})' if err is not None else \
-            f'(the decoder stopped after frame {self._position})'
+            f'(the decoder stopped after frame {self._position})' if self._position >= 0 else \
+            '(no frame before it decodes)'
         return DamagedVideoError(f'video {self.path!r}: frame {frame} of {len(self)} cannot '
                                  f'be decoded {why}', self.path, frame)
 
@@ -284,24 +314,36 @@ class VideoReader:
             ahead = self._frames is not None and self._position < target \
                 and keyframe - self._position <= SEEK_AFTER
             if not ahead:
-                self._seek(keyframe)
+                if self._seeks_work:
+                    self._seek(keyframe)
+                elif self._frames is None or self._position >= target:
+                    self._restart()
             while target not in got:
                 try:
                     number, frame = next(self._frames)
                 except StopIteration:
                     self._frames = None
+                    if self._position < 0 and not self._at_start:
+                        self._seeks_work = False  # nothing decoded after the seek
+                        self._restart()
+                        continue
                     raise self._damaged(target, None) from None
                 except (av.FFmpegError, OSError) as err:
                     self._frames = None
                     raise self._damaged(target, err) from None
                 if self._position < 0 and number > target:
-                    # the seek landed past the keyframe: retry from an earlier one
-                    if keyframe == 0:
-                        raise _Unnumbered
-                    keyframe = self.index.keyframe_before(keyframe - 1) or 0
-                    self._seek(keyframe)
+                    if self._at_start:  # the frames before the first that decodes do not
+                        raise self._damaged(target, None)
+                    # the seek landed past the keyframe: from an earlier one, or the start
+                    if keyframe > 0:
+                        keyframe = self.index.keyframe_before(keyframe - 1) or 0
+                        self._seek(keyframe)
+                    else:
+                        self._restart()
                     continue
                 self._position = number
+                # the decoder has what the start held (parameter sets): seeks may work now
+                self._seeks_work = True
                 self._passed(frame, number)
                 if number in wanted and number not in got:
                     got[number] = self._checked(frame, number)
@@ -330,10 +372,9 @@ class VideoReader:
         """The fallback: decode from the first frame, counting frames as they come."""
         wanted, last = set(unique.tolist()), int(unique[-1])
         got: dict[int, np.ndarray] = {}
-        self._container.seek(0, backward=True, any_frame=False)
-        self._stream.codec_context.flush_buffers()
-        self._frames, self._position, self._corrupt = None, -1, None
         self._wanted = None  # frames are counted: every one must come out
+        self._restart()
+        self._frames = None
         number = -1
         try:
             for number, frame in enumerate(self._decoded()):
