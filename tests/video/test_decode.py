@@ -315,6 +315,7 @@ def test_stream_cut_at_the_front_decodes_from_its_first_keyframe(tmp_path):
     damaged = tmp_path / 'late.ts'
     damaged.write_bytes(data[len(data) // 3 // 188 * 188:])  # whole 188-byte TS packets
     decodable = decode_from_start(damaged)
+    assert probe(damaged).num_frames > len(decodable)  # the probe decodes its first keyframe
     with VideoReader(damaged) as video:
         first = int(video.index.keyframes[0])
         assert len(video) == first + len(decodable)

@@ -30,7 +30,7 @@ def probe(path: str | os.PathLike, autorotate: bool = True) -> VideoInfo:
     """Count the frames of a video from its packets, and read its rate and displayed size.
 
     Demuxes the whole file (no decoding) and, for the rotation metadata, decodes its first
-    frame.
+    keyframe.
 
     Args:
         path: the video file.
@@ -39,8 +39,8 @@ def probe(path: str | os.PathLike, autorotate: bool = True) -> VideoInfo:
 
     Raises:
         VideoError: when the file is missing, is not a video or holds no frames;
-            :class:`DamagedVideoError` when its container breaks off or its first frame does
-            not decode.
+            :class:`DamagedVideoError` when its container breaks off or its first keyframe
+            does not decode.
     """
     with VideoReader(path, threads=1, autorotate=autorotate) as video:
         return video.info

@@ -161,8 +161,8 @@ class VideoReader:
 
     @property
     def info(self) -> VideoInfo:
-        """Frame count, rate and the displayed size (decodes the first frame for the display
-        matrix when no frame has been read yet and ``autorotate`` is on)."""
+        """Frame count, rate and the displayed size (decodes the first keyframe for the
+        display matrix when no frame has been read yet and ``autorotate`` is on)."""
         stream = self._stream
         rate = stream.average_rate or stream.guessed_rate
         height, width = stream.codec_context.height, stream.codec_context.width
@@ -179,8 +179,9 @@ class VideoReader:
         """The operations that turn stored frames upright (empty without ``autorotate``)."""
         if not self.autorotate:
             return ()
-        if self._orientation is None:
-            self.read([0])
+        if self._orientation is None:  # every frame carries the matrix: the first keyframe's
+            first = self.index.keyframes[0] if len(self.index.keyframes) else 0
+            self.read([int(first)])
         return self._orientation or ()
 
     def read(self, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
