@@ -13,8 +13,9 @@ import os
 import numpy as np
 import torch
 
-from . import decode, sampling, transforms
+from . import sampling, transforms
 from .protocol import TestProtocol
+from .reader import VideoReader
 
 
 class VideoTransform:
@@ -78,26 +79,27 @@ class VideoTransform:
 
 
 def read_sampled(path: str | os.PathLike, protocol: TestProtocol | None = None,
-                 threads: int = 0) -> np.ndarray:
+                 threads: int = 0, autorotate: bool = True) -> np.ndarray:
     """Decode only the frames a protocol samples from a video file, in stacking order.
 
     :func:`load_video`'s first half (``VideoTransform(protocol).from_sampled`` is the second),
-    apart so that ``tsmnet predict`` can time decoding and transforms one by one.
+    apart so that ``tsmnet predict`` can time decoding and transforms one by one. The file is
+    opened and indexed once.
 
     Args:
         path: the video file (any container and codec FFmpeg reads).
         protocol: the test protocol (default: :class:`TestProtocol`'s defaults).
         threads: decoding threads (0: FFmpeg's choice).
+        autorotate: turn frames upright by the rotation metadata (see :mod:`.rotation`).
 
     Returns:
         ``[len(frame_indices), H, W, 3]`` uint8 RGB frames.
 
     Raises:
-        decode.VideoError: when the file cannot be read.
+        errors.VideoError: when the file cannot be read.
     """
-    indices = VideoTransform(protocol).frame_indices(decode.probe(path).num_frames)
-    unique, inverse = np.unique(indices, return_inverse=True)  # each frame decoded once
-    return decode.read_frames(path, unique, threads=threads)[inverse]
+    with VideoReader(path, threads=threads, autorotate=autorotate) as video:
+        return video.read(VideoTransform(protocol).frame_indices(len(video)))
 
 
 def load_video(path: str | os.PathLike, protocol: TestProtocol | None = None,
@@ -113,6 +115,6 @@ def load_video(path: str | os.PathLike, protocol: TestProtocol | None = None,
         ``[V, T, 3, crop_size, crop_size]`` float32 views.
 
     Raises:
-        decode.VideoError: when the file cannot be read.
+        errors.VideoError: when the file cannot be read.
     """
     return VideoTransform(protocol).from_sampled(read_sampled(path, protocol, threads))

@@ -1,0 +1,32 @@
+"""``tsmnet.video`` stays light: a spawned DataLoader worker imports it, so it imports no
+export code, no mmcv/MMEngine/MMAction2 and nothing of tsmnet's outside itself (the
+top-level ``tsmnet`` package's own imports are its ``__init__``'s business)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import tsmnet.video
+
+VIDEO = Path(tsmnet.video.__file__).parent
+ALLOWED = {'numpy', 'torch', 'av'}  # av: the optional decoder, imported guarded
+
+
+def _imported(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split('.')[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            found.add(node.module.split('.')[0])
+    return found
+
+
+def test_video_package_imports_only_numpy_torch_and_pyav():
+    files = sorted(VIDEO.glob('*.py'))
+    assert len(files) >= 8
+    for path in files:
+        outside = _imported(path) - ALLOWED - set(sys.stdlib_module_names)
+        assert not outside, f'{path.name} imports {sorted(outside)}'
