@@ -280,6 +280,7 @@ def _train(cfg: FinetuneConfig, procs: Processes, model: Recognizer, train_set: 
     train_loader = _loader(train_set, cfg.batch, workers, sampler)
     val_loader = None if val_set is None else _loader(
         val_set, cfg.batch, workers, _Shard(len(val_set), procs.rank, procs.world_size))
+    _set_train_mode(model, cfg)  # frozen weights before the optimizer and DDP see them
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = len(train_loader) * cfg.epochs
@@ -298,6 +299,7 @@ def _train(cfg: FinetuneConfig, procs: Processes, model: Recognizer, train_set: 
         if scaler is not None and state.get('scaler'):
             scaler.load_state_dict(state['scaler'])
         result.history = [EpochRecord(**r) for r in state['history']]
+        torch.set_rng_state(state['torch_rng'])  # dropout continues as without the stop
         start, best = state['meta']['epoch'] + 1, state['best_score']
         LOGGER.info('resuming from %s after epoch %d', path, start - 1)
     net = DistributedDataParallel(model) if procs.distributed else model
@@ -308,11 +310,7 @@ def _train(cfg: FinetuneConfig, procs: Processes, model: Recognizer, train_set: 
             tic = time.perf_counter()
             sampler.set_epoch(epoch)
             train_set.set_epoch(epoch)
-            model.train()
-            if cfg.partial_bn:
-                batchnorm.apply_partial_bn(model)
-            if cfg.frozen_bn:
-                batchnorm.freeze_batch_norms(model)
+            _set_train_mode(model, cfg)
             loss_sum = correct = seen = 0.0
             for clips, labels in train_loader:
                 clips, labels = clips.to(procs.device), labels.to(procs.device)
@@ -355,7 +353,8 @@ def _train(cfg: FinetuneConfig, procs: Processes, model: Recognizer, train_set: 
                             'scheduler': scheduler.state_dict(),
                             'scaler': scaler.state_dict() if scaler is not None else None,
                             'history': [asdict(r) for r in result.history],
-                            'best_score': best}, out / 'last.pth')
+                            'best_score': best, 'torch_rng': torch.get_rng_state()},
+                           out / 'last.pth')
                 if on_epoch is not None:
                     on_epoch(record)
             procs.barrier()
@@ -368,6 +367,14 @@ def _train(cfg: FinetuneConfig, procs: Processes, model: Recognizer, train_set: 
     if procs.main:
         result.files = _write_outputs(out, result)
     return result
+
+
+def _set_train_mode(model: Recognizer, cfg: FinetuneConfig) -> None:
+    model.train()
+    if cfg.partial_bn:
+        batchnorm.apply_partial_bn(model)
+    if cfg.frozen_bn:
+        batchnorm.freeze_batch_norms(model)
 
 
 def _write_outputs(out: Path, result: FinetuneResult) -> dict[str, str]:
