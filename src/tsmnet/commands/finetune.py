@@ -46,8 +46,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument('--batch', type=int, default=8,
                         help='clips per step and process (default: 8)')
     parser.add_argument('--lr', type=float, default=1e-3,
-                        help='peak AdamW learning rate, one-cycle schedule (default: 1e-3)')
+                        help='peak learning rate, one-cycle schedule (default: 1e-3)')
     parser.add_argument('--weight-decay', type=float, default=1e-4)
+    parser.add_argument('--optimizer', choices=('adamw', 'sgd'), default='adamw',
+                        help='AdamW, or SGD with momentum 0.9 (MMAction2\'s TSM configs) '
+                             '(default: adamw)')
     parser.add_argument('--val-split', type=float, default=0.2,
                         help='fraction of each class held out for validation (default: 0.2)')
     parser.add_argument('--size', type=int, default=None,
@@ -114,12 +117,12 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f'--threads must be >= 1, got {args.threads}')
         torch.set_num_threads(args.threads)
     try:
-        cfg = FinetuneConfig(
-            args.data_dir, args.model, args.weights, args.epochs, args.batch, args.lr,
-            args.weight_decay, args.val_split, args.size, args.flip, args.partial_bn,
-            args.frozen_bn, args.frozen_stages, args.no_shift, args.shift_mode, args.depth,
-            args.dropout, args.out, args.seed, args.device, args.workers, args.amp, args.resume,
-            'skip' if args.skip_bad_videos else 'raise')
+        options = {name: getattr(args, name) for name in (
+            'data_dir', 'model', 'weights', 'epochs', 'batch', 'lr', 'weight_decay', 'optimizer',
+            'val_split', 'size', 'flip', 'partial_bn', 'frozen_bn', 'frozen_stages', 'no_shift',
+            'shift_mode', 'depth', 'dropout', 'out', 'seed', 'device', 'workers', 'amp',
+            'resume')}
+        cfg = FinetuneConfig(**options, on_error='skip' if args.skip_bad_videos else 'raise')
     except ConfigError as err:
         raise CommandError(f'--{err.field.replace("_", "-")} {err.message}') from None
     if args.resume == 'auto' and not (Path(args.out) / 'last.pth').is_file():
