@@ -21,15 +21,14 @@ from tsmnet.cli import build_parser
 SRC = Path(tsmnet.__file__).parent
 # every top-level unit; '' is the package itself (``import tsmnet``)
 EVERYTHING = {'__main__', '_torch_compat', '_version', 'archs', 'benchmark', 'cli', 'commands',
-              'demo', 'engine',
-              'deploy', 'fileio', 'fuse', 'layers', 'mmaction_compat', 'models', 'registry',
-              'shift', 'stream', 'video', 'weights', ''}
+              'data', 'demo', 'engine', 'deploy', 'fileio', 'fuse', 'layers', 'mmaction_compat',
+              'models', 'registry', 'shift', 'stream', 'train', 'video', 'weights', ''}
 BELOW_MODELS = {'_torch_compat', '_version', 'archs', 'fileio', 'layers', 'shift', 'weights'}
 # unit (a package or module, dotted under tsmnet; the longest one that holds a file is its
 # unit) -> the units its files may import (a prefix allows everything under it), and those
 # excepted from that
 RULES: dict[str, tuple[set[str], set[str]]] = {
-    '': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo'}, set()),
+    '': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo', 'train'}, set()),
     '__main__': ({'cli'}, set()),
     'cli': ({'commands'}, set()),
     'commands': (EVERYTHING - {'__main__', 'cli'}, set()),
@@ -57,6 +56,11 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     'shift': ({'_torch_compat', 'shift'}, set()),
     '_torch_compat': (set(), set()),
     'video': ({'video'}, set()),
+    # training data: imported by every DataLoader worker, so nothing heavy (no models, deploy)
+    'data': ({'data', 'video', 'fileio', '_version'}, set()),
+    # fine-tuning as a library (``tsmnet finetune`` parses and prints around it)
+    'train': ({'train', 'data', 'video', 'models', 'weights', 'fileio', '_torch_compat',
+               '_version', 'archs', 'shift'}, {'weights.conversion'}),
     'archs': (set(), set()),
     'fileio': (set(), set()),
     'mmaction_compat': (set(), set()),

@@ -111,3 +111,17 @@ def test_readme_is_short_and_keeps_the_ci_block() -> None:
     comments = [line for line in block.splitlines() if line.startswith('# ')]
     assert [c.split(' (')[0].split(':')[0] for c in comments] == \
         ['# set up', '# the main job', '# the tests']
+
+
+@pytest.mark.slow
+def test_training_page_python_blocks_run(tmp_path, monkeypatch) -> None:
+    """docs/training.md's examples run, in order, in one namespace (the second uses the
+    videos the first writes): a VideoDataset with DataLoader workers, then ``finetune``."""
+    monkeypatch.setenv('TSMNET_SHIFT_BACKEND', 'torch')  # no native build: a tiny model
+    page = ROOT / 'docs' / 'training.md'
+    blocks = [code for lang, code in FENCE.findall(page.read_text()) if lang == 'python']
+    assert len(blocks) == 2
+    namespace = {'__name__': '__docs__'}
+    for code in blocks:
+        exec(compile(code, str(page), 'exec'), namespace)
+    assert Path(namespace['result'].files['checkpoint']).is_file()

@@ -39,7 +39,7 @@ def data_dir(tmp_path_factory) -> Path:
 def _finetune(data_dir: Path, out: Path, *extra: str) -> dict:
     args = ['finetune', str(data_dir), '--model', R50, '--weights', 'none', '--depth', '18',
             '--size', '32', '--epochs', '8', '--batch', '8', '--dropout', '0', '--val-split',
-            '0.25', '--out', str(out), '--quiet', '--threads', '2', *extra]
+            '0.25', '--out', str(out), '--quiet', '--threads', '2', '--workers', '0', *extra]
     assert main(args) == 0
     return json.loads((out / 'history.json').read_text())
 
@@ -112,6 +112,9 @@ def test_bad_data_dir_fails_in_one_line(layout, message, tmp_path, capsys):
 def test_bad_options_fail_in_one_line(data_dir, tmp_path, capsys):
     for args, message in [(['--epochs', '0'], '--epochs must be an integer >= 1'),
                           (['--val-split', '1.5'], '--val-split must be in [0, 1)'),
+                          (['--workers', '-1'], '--workers must be an integer >= 0'),
+                          (['--resume', '--out', str(tmp_path / 'new')],
+                           '--resume: no '),
                           (['--depth', '18'], '--depth and --no-shift change the architecture'),
                           (['--model', 'nothing-like-this', '--weights', 'none'],
                            'unknown model name'),
@@ -123,21 +126,21 @@ def test_bad_options_fail_in_one_line(data_dir, tmp_path, capsys):
 
 
 def test_video_folder_split_is_stratified(data_dir):
-    from tsmnet.commands.finetune import VideoFolder
+    from tsmnet.data import from_folder
 
-    folder = VideoFolder.scan(data_dir)
-    assert folder.classes == ['moves left', 'moves right'] and len(folder.paths) == 2 * PAIRS
+    folder = from_folder(data_dir)
+    assert folder.classes == ('moves left', 'moves right') and len(folder.paths) == 2 * PAIRS
     train, val = folder.split(0.25, seed=0)
-    labels = np.asarray(folder.labels)
-    assert sorted(train + val) == list(range(2 * PAIRS))
-    assert (labels[val] == 0).sum() == (labels[val] == 1).sum() == 10
+    assert sorted(train.paths + val.paths) == sorted(folder.paths)
+    labels = np.asarray(val.labels)
+    assert (labels == 0).sum() == (labels == 1).sum() == 10
 
 
 def test_partial_bn_freezes_all_but_the_first_norm():
     from torch import nn
 
-    from tsmnet.commands.finetune import apply_partial_bn
     from tsmnet.commands.predict import build_architecture
+    from tsmnet.train import apply_partial_bn
 
     model = build_architecture(R50, 2, depth=18).train()
     apply_partial_bn(model)

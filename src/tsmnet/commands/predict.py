@@ -24,9 +24,9 @@ import torch
 
 from ..fileio import write_text
 from ..fuse import fuse_conv_bn
-from ..models.factory import BACKBONES, create_model
-from ..models.head import TSMHead
+from ..models.factory import create_model
 from ..models.recognizer import Recognizer
+from ..train import model as train_model
 from ..video import TestProtocol, VideoError, VideoTransform, probe, read_sampled
 from ..weights.checkpoint import read_checkpoint
 from ..weights.zoo import weights
@@ -174,34 +174,19 @@ def _checkpoint_classes(obj: Any) -> tuple[int | None, list[str] | None]:
 
 
 def build_architecture(name: str, num_classes: int | None = None, *, depth: int | None = None,
-                       is_shift: bool | None = None, **kwargs: Any) -> Recognizer:
-    """The recognizer of zoo entry ``name``, from scratch, with another depth or no shift.
+                       is_shift: bool | None = None, shift_mode: str | None = None,
+                       **kwargs: Any) -> Recognizer:
+    """The recognizer of zoo entry ``name``, from scratch, with another depth, no shift or a
+    causal shift (what ``tsmnet finetune`` saved in a checkpoint's meta).
 
     ``create_model`` overrides an entry's arguments; this also lets the head follow a new
     ResNet depth (its ``in_channels``) and turns the shift off in backbone and head (TSN), the
-    choices of ``tsmnet finetune --depth / --no-shift``.
+    choices of ``tsmnet finetune --depth / --no-shift / --shift-mode``.
     """
-    if depth is None and is_shift is None:
+    if depth is None and is_shift is None and shift_mode is None:
         return create_model(name, num_classes=num_classes, **kwargs)
-    entry = weights(name)
-    arch = entry.architecture
-    backbone_kwargs, head_kwargs = dict(arch['backbone']), dict(arch['cls_head'])
-    backbone_cls = BACKBONES[backbone_kwargs.pop('type')]
-    head_kwargs.pop('type')
-    if depth is not None:
-        if 'depth' not in backbone_kwargs:
-            raise ValueError(f'{name} is a {backbone_cls.__name__}: it has no depth')
-        backbone_kwargs['depth'] = depth
-    if is_shift is not None:
-        backbone_kwargs['is_shift'] = head_kwargs['is_shift'] = is_shift
-    backbone_kwargs['pretrained'] = None
-    backbone = backbone_cls(**backbone_kwargs)
-    head_kwargs.update(in_channels=backbone.feat_dim, **kwargs)
-    if num_classes is not None:
-        head_kwargs['num_classes'] = num_classes
-    model = Recognizer(backbone, TSMHead(**head_kwargs))
-    model.init_weights()
-    return model
+    return train_model.build_architecture(name, num_classes, depth=depth, is_shift=is_shift,
+                                          shift_mode=shift_mode, **kwargs)
 
 
 def build_predictor(model_name: str, weights_source: str | None = None,
