@@ -113,6 +113,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.nodeid.startswith(NUMERICS):
             item.add_marker(pytest.mark.numerics)
+        # @pytest.mark.quick_only('id', ...): the other cases of a parametrized test are slow
+        quick = item.get_closest_marker('quick_only')
+        if quick is not None and item.callspec.id not in quick.args:
+            item.add_marker(pytest.mark.slow)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason='needs a CUDA device')

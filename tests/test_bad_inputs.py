@@ -259,6 +259,7 @@ CASES_BY_KIND = {'construction': CONSTRUCTION, 'forward': FORWARD, 'registry': R
                  'checkpoint': CHECKPOINT}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('depth', [101, 152])
 @pytest.mark.parametrize('num_stages', [1, 2])
 def test_fewer_stages_build_and_run(depth: int, num_stages: int) -> None:

@@ -73,6 +73,7 @@ def _assert_clips_independent(model: ResNetTSM, num_segments: int, alone: bool =
 @pytest.mark.parametrize('shift_place,shift_mode', [('blockres', 'bidirectional'),
                                                     ('block', 'bidirectional'),
                                                     ('blockres', 'causal')])
+@pytest.mark.quick_only('18-blockres-bidirectional-pool_odd_T')
 @pytest.mark.parametrize('depth', [18, 50])
 def test_shift_and_pool(depth: int, shift_place: str, shift_mode: str, pool: str) -> None:
     temporal_pool, t = POOLS[pool]
@@ -84,6 +85,7 @@ def test_shift_and_pool(depth: int, shift_place: str, shift_mode: str, pool: str
 
 @pytest.mark.parametrize('pool', list(POOLS))
 @pytest.mark.parametrize('mode', NON_LOCAL_MODES)
+@pytest.mark.quick_only('18-gaussian-pool_odd_T')
 @pytest.mark.parametrize('depth', [18, 50])
 def test_non_local(depth: int, mode: str, pool: str) -> None:
     temporal_pool, t = POOLS[pool]

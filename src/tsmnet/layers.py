@@ -24,7 +24,9 @@ from .shift import (
 )
 from .shift.spec import check_clip_frames
 
-# torch.fx.symbolic_trace records the shift as one call (a leaf), not its tensor checks
+# torch.fx.symbolic_trace records the shift as one call (a leaf), not its tensor checks. The
+# wrap is keyed on this module's globals: it changes how fx traces this file's calls of
+# temporal_shift and nothing else (the documented fx behaviour, tests/shift/test_contracts.py).
 torch.fx.wrap('temporal_shift')
 
 

@@ -132,6 +132,7 @@ def test_rewrap_state_dict_keeps_every_key():
     assert [v.item() for v in out.values()] == [0., 1., 2., 3., 4.]
 
 
+@pytest.mark.quick_only('resnet18')
 @pytest.mark.parametrize('family', sorted(SMALL))
 def test_num_segments_and_is_shift_reach_both_parts(family):
     model = tsmnet.create_model(SMALL[family][0], **SMALL[family][1], num_segments=4,

@@ -111,6 +111,7 @@ def test_causal_mode_reads_only_the_past():
         assert not torch.allclose(both(x)[2], both(y)[2])
 
 
+@pytest.mark.slow
 def test_every_parameter_gets_a_gradient():
     model = MobileNetV2TSM(num_segments=4, out_indices=(7,))
     model.init_weights()
@@ -119,6 +120,7 @@ def test_every_parameter_gets_a_gradient():
     assert not [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
 
 
+@pytest.mark.slow
 def test_clips_do_not_mix():
     model = MobileNetV2TSM(num_segments=4).double().eval()
     clip = torch.randn(4, 3, 32, 32, dtype=torch.float64)

@@ -85,6 +85,7 @@ def _predict(ref, x: torch.Tensor) -> torch.Tensor:
     return torch.stack([s.pred_score for s in out])
 
 
+@pytest.mark.slow  # parity with MMAction2: 5-20 s of CPU each
 @pytest.mark.parametrize('case', sorted(CASES))
 def test_parity_with_mmaction_recognizer2d(mmaction_models, case):
     ref, ours = _pair(mmaction_models, case)
@@ -114,6 +115,7 @@ def test_parity_with_mmaction_recognizer2d(mmaction_models, case):
         assert max_abs_diff(a, b) <= 1e-5, f'{name} after a train forward'
 
 
+@pytest.mark.slow
 def test_loss_and_gradients_match(mmaction_models):
     from mmaction.structures import ActionDataSample
 
@@ -150,6 +152,7 @@ def test_average_clips_as_mmaction(mmaction_models, average_clips):
     assert max_abs_diff(expected, got) <= 1e-5
 
 
+@pytest.mark.slow
 def test_scores_independent_of_batch_and_views():
     model = _small_model().eval()
     videos = torch.randn(3, 4, T, 3, 32, 32)
@@ -178,6 +181,7 @@ def _mmaction_checkpoint(model: Recognizer, path: Path) -> None:
                 'state_dict': model.state_dict()}, path)
 
 
+@pytest.mark.slow
 def test_loads_released_checkpoint_layouts(tmp_path):
     source = _small_model()
     randomize(source)
@@ -256,6 +260,7 @@ def test_exported_names():
     assert tsmnet.Recognizer is Recognizer and tsmnet.TSMHead is TSMHead
 
 
+@pytest.mark.slow
 def test_pickles_and_copies():
     import copy
     import pickle

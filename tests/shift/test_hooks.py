@@ -44,6 +44,7 @@ SITES = [('blockres', 'layer1.0.conv1.conv.net'), ('block', 'layer1.0.net'),
          ('block', 'layer1.0.net.conv1.conv')]
 
 
+@pytest.mark.quick_only('block-layer1.0.net-pre-True')
 @pytest.mark.parametrize('train', [False, True])
 @pytest.mark.parametrize('kind', ['pre', 'forward', 'global'])
 @pytest.mark.parametrize('shift_place,name', SITES)

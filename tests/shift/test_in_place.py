@@ -75,6 +75,7 @@ def test_the_public_op_and_default_module_never_touch_the_input():
     assert not TemporalShift(nn.Identity(), 4).inplace
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('shift_place', ['blockres', 'block'])
 def test_backbone_inference_equals_the_copying_shift(shift_place):
     model = ResNetTSM(50, num_segments=4, shift_place=shift_place, out_indices=(0, 1, 2, 3))
@@ -98,6 +99,7 @@ def _no_inplace(model: nn.Module) -> None:
             module.inplace = False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('with_cp', [False, True])
 @pytest.mark.parametrize('channels_last', [False, True])
 def test_training_step_equals_the_copying_shift(with_cp, channels_last):

@@ -161,6 +161,7 @@ def test_kernels_refuse_what_they_cannot_shift(kernels):
     kernels.unshift_(x, 4, 2, [1, -1], edges)
 
 
+@pytest.mark.slow  # a new process
 def test_the_environment_switch_turns_them_off():
     code = ('import torch; from tsmnet import temporal_shift; from tsmnet.shift import native; '
             'x = torch.randn(4, 8, 2, 2); temporal_shift(x, 2); '
@@ -192,6 +193,7 @@ def test_a_failed_build_falls_back_and_says_why(monkeypatch):
         'PyTorch ops (same numbers, slower)'], logged
 
 
+@pytest.mark.slow  # a new process
 def test_nothing_is_built_for_frames_the_kernels_do_not_take():
     code = ('import torch; from tsmnet import temporal_shift; from tsmnet.shift import native; '
             'temporal_shift(torch.randn(4, 16, 2, 4)[..., ::2], 2); '

@@ -128,6 +128,7 @@ def test_batch_not_multiple_of_num_segments_is_refused(case: Case, extra: int) -
         temporal_shift(x, case.t, case.shift_div, case.mode)
 
 
+@pytest.mark.slow
 @settings(max_examples=100, **COMMON)
 @given(case=cases(dtypes=(torch.float64,)), out_channels=st.integers(1, 6),
        kernel=st.sampled_from((1, 3)), bias=st.booleans())
