@@ -11,9 +11,10 @@ with ``tsmnet.video.read_frames`` and with ``decord.VideoReader(path).get_batch(
 (a fresh reader each call, as MMAction2's ``DecordInit`` + ``DecordDecode`` do), checks the
 frames are equal, and times both, repeats interleaved (harness); on the short clips it times
 the new reader against the old one (decode from the start, kept here only). Decoding threads:
-``--threads`` for both PyAV (``read_frames(threads=...)``) and decord
-(``VideoReader(num_threads=...)``). Prints a table, then the JSON report on the last line.
-Never collected by pytest.
+``--threads`` for both PyAV (``VideoReader(threads=...)``: the codec's ``thread_count`` with
+``thread_type='AUTO'``, frame and slice threading) and decord (``VideoReader(num_threads=...)``);
+tsmnet with one thread is timed too (``tsmnet_1_thread``: what frame threading is worth).
+Prints a table, then the JSON report on the last line. Never collected by pytest.
 """
 
 from __future__ import annotations
