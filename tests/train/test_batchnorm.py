@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 from tsmnet import create_model
@@ -35,6 +36,7 @@ def _eval_spread(model, steps: int, seed_first: bool) -> float:
     return features.view(4, -1).std(0).mean().item()
 
 
+@pytest.mark.slow
 def test_from_scratch_mobilenet_eval_output_depends_on_its_input():
     fresh = create_model(MOBILENET, num_classes=3)
     start = copy.deepcopy(fresh.state_dict())
