@@ -4,8 +4,9 @@
 
 1. tsmnet's own registries, scope ``'tsmnet'``, children of MMEngine's root registries: so
    ``dict(type='tsmnet.ResNetTSM', ...)`` builds from any scope, with or without MMAction2.
-2. Where MMAction2 is installed, ``ResNetTSM`` and ``MobileNetV2TSM`` (``DROP_IN_NAMES``) in
-   MMAction2's ``MODELS`` registry are tsmnet's classes, so an unchanged MMAction2 config with
+2. Where MMAction2 is installed, ``ResNetTSM``, ``MobileNetV2TSM`` and ``MobileOneTSM``
+   (``DROP_IN_NAMES``) in MMAction2's ``MODELS`` registry are tsmnet's classes, so an
+   unchanged MMAction2 config with
    ``custom_imports = dict(imports=['tsmnet'], allow_failed_imports=False)`` builds it.
 
 MMAction2 registers its own ``ResNetTSM`` when ``mmaction.models`` is imported, which happens
@@ -35,7 +36,7 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import Registry
 
-from .models import MobileNetV2, MobileNetV2TSM, ResNet, ResNetTSM
+from .models import MobileNetV2, MobileNetV2TSM, MobileOne, MobileOneTSM, ResNet, ResNetTSM
 
 __all__ = ['DROP_IN_NAMES', 'MMACTION_DROP_IN', 'MODELS', 'MODEL_WRAPPERS', 'RUNNERS',
            'install_mmaction_drop_in']
@@ -54,9 +55,12 @@ MODELS.register_module(module=ResNet)
 MODELS.register_module(module=ResNetTSM)
 MODELS.register_module(module=MobileNetV2)
 MODELS.register_module(module=MobileNetV2TSM)
+MODELS.register_module(module=MobileOne)
+MODELS.register_module(module=MobileOneTSM)
 
 #: Names in MMAction2's ``MODELS`` registry that resolve to tsmnet's classes.
-DROP_IN_NAMES: dict[str, type] = {'ResNetTSM': ResNetTSM, 'MobileNetV2TSM': MobileNetV2TSM}
+DROP_IN_NAMES: dict[str, type] = {'ResNetTSM': ResNetTSM, 'MobileNetV2TSM': MobileNetV2TSM,
+                                   'MobileOneTSM': MobileOneTSM}
 
 _GUARD_ATTR = '_tsmnet_drop_in'
 
