@@ -14,6 +14,8 @@ import importlib.util
 import sys
 import types
 
+from mmaction_standin import load_compat_without_tsmnet
+
 #: The torchvision modules MMPretrain imports at ``import mmpretrain.models``.
 STANDIN_MODULES = ('torchvision', 'torchvision.ops', 'torchvision.ops.boxes',
                    'torchvision.transforms', 'torchvision.transforms.functional',
@@ -77,11 +79,10 @@ def import_reference_mobileone() -> tuple[type, type]:
     """
     install_torchvision_standin()
     mobileone = importlib.import_module('mmpretrain.models.backbones.mobileone').MobileOne
-    # MMAction2's own models package (with the stand-in for the module its wheel lacks),
-    # then the MobileOneTSM module, which its backbones package skipped if MMPretrain did
-    # not import when it was first loaded
-    from tsmnet.mmaction_compat import import_mmaction_models
-
-    import_mmaction_models()
+    # MMAction2's own models package (with the stand-in for the module its wheel lacks;
+    # loaded without importing tsmnet, so import-order tests stay meaningful), then the
+    # MobileOneTSM module, which its backbones package skipped if MMPretrain did not import
+    # when it was first loaded
+    load_compat_without_tsmnet().import_mmaction_models()
     tsm = importlib.import_module('mmaction.models.backbones.mobileone_tsm').MobileOneTSM
     return mobileone, tsm

@@ -4,7 +4,11 @@ reparameterisation, the reference's defects, and construction errors."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -267,6 +271,31 @@ def test_pretrained_2d_checkpoint_loads_with_prefix_into_both_forms(tmp_path):
         model.init_weights()
         with torch.no_grad():
             assert max_abs_diff(model.eval()(x), expected(x)) <= 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('order', ['tsmnet-first', 'mmaction-first'])
+def test_mmaction_drop_in_in_both_import_orders(refs, order):
+    """``type='MobileOneTSM'`` builds tsmnet's class whichever of tsmnet and MMAction2's
+    ``mobileone_tsm`` (which registers its own class) is imported first."""
+    first = ('import tsmnet; import_reference_mobileone()' if order == 'tsmnet-first'
+             else 'import_reference_mobileone(); import tsmnet')
+    tests = os.path.dirname(os.path.dirname(__file__))
+    code = textwrap.dedent(f'''
+        import sys
+        sys.path.insert(0, {tests!r})
+        from mmpretrain_standin import import_reference_mobileone
+        {first}
+        from mmaction.registry import MODELS
+        from mmengine.registry import DefaultScope
+        with DefaultScope.overwrite_default_scope('mmaction'):
+            m = MODELS.build(dict(type='MobileOneTSM', arch='s0', num_segments=4))
+        print(type(m) is tsmnet.MobileOneTSM, m.num_segments)
+    ''')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-2:] == ['True', '4']
 
 
 # -- the reference's defects -----------------------------------------------------------------
