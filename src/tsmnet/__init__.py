@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs follow; at run time, __getattr_
     from .deploy.api import export
     from .fuse import fuse_conv_bn
     from .layers import NL3DWrapper, TemporalPool, TemporalShift
-    from .models import MobileNetV2, MobileNetV2TSM, ResNet, ResNetTSM
+    from .models import MobileNetV2, MobileNetV2TSM, MobileOne, MobileOneTSM, ResNet, ResNetTSM
     from .models.factory import create_model, list_models
     from .models.head import TSMHead
     from .models.recognizer import Recognizer
@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs follow; at run time, __getattr_
 
 # public name -> the module that defines it (relative to tsmnet)
 _LAZY: dict[str, str] = {
-    'MobileNetV2': '.models', 'MobileNetV2TSM': '.models', 'ResNet': '.models',
+    'MobileNetV2': '.models', 'MobileNetV2TSM': '.models', 'MobileOne': '.models',
+    'MobileOneTSM': '.models', 'ResNet': '.models',
     'ResNetTSM': '.models', 'NL3DWrapper': '.layers', 'TemporalPool': '.layers',
     'TemporalShift': '.layers', 'Recognizer': '.models.recognizer', 'TSMHead': '.models.head',
     'TSMStream': '.stream', 'create_model': '.models.factory', 'list_models': '.models.factory',
@@ -42,8 +43,8 @@ _LAZY: dict[str, str] = {
 }
 _SUBMODULES = ('deploy', 'registry', 'shift', 'weights')
 
-__all__ = ['MobileNetV2', 'MobileNetV2TSM', 'NL3DWrapper', 'Recognizer', 'ResNet', 'ResNetTSM',
-           'TSMHead', 'TSMStream', 'TemporalPool', 'TemporalShift', '__version__',
+__all__ = ['MobileNetV2', 'MobileNetV2TSM', 'MobileOne', 'MobileOneTSM', 'NL3DWrapper',
+           'Recognizer', 'ResNet', 'ResNetTSM', 'TSMHead', 'TSMStream', 'TemporalPool', 'TemporalShift', '__version__',
            'create_model', 'deploy', 'export', 'fuse_conv_bn', 'get_weights', 'list_models',
            'registry', 'shift', 'temporal_shift', 'temporal_shift_reference', 'weights']
 

@@ -7,9 +7,10 @@ for a ``'tsmnet.'`` type. Only public APIs are used (docs/mmaction2.md#how-the-d
 
 1. tsmnet's own registries, scope ``'tsmnet'``, children of MMEngine's root registries: so
    ``dict(type='tsmnet.ResNetTSM', ...)`` builds from any scope, with or without MMAction2.
-2. Where MMAction2 is installed, ``ResNetTSM`` and ``MobileNetV2TSM`` (``DROP_IN_NAMES``) in
-   MMAction2's ``MODELS`` registry are tsmnet's classes, so an unchanged MMAction2 config with
-   ``custom_imports = dict(imports=['tsmnet'], allow_failed_imports=False)`` builds them.
+2. Where MMAction2 is installed, ``ResNetTSM``, ``MobileNetV2TSM`` and ``MobileOneTSM``
+   (``DROP_IN_NAMES``) in MMAction2's ``MODELS`` registry are tsmnet's classes, so an
+   unchanged MMAction2 config with
+   ``custom_imports = dict(imports=['tsmnet'], allow_failed_imports=False)`` builds it.
 3. ``torch.load(weights_only=True)`` reads the checkpoints MMEngine's Runner writes
    (:mod:`tsmnet.weights.safe_globals`).
 
@@ -38,7 +39,7 @@ from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import Registry
 
 from .mmaction_compat import install_drn_standin
-from .models import MobileNetV2, MobileNetV2TSM, ResNet, ResNetTSM
+from .models import MobileNetV2, MobileNetV2TSM, MobileOne, MobileOneTSM, ResNet, ResNetTSM
 from .weights.safe_globals import register_safe_globals
 
 __all__ = ['DROP_IN_NAMES', 'MMACTION_DROP_IN', 'MODELS', 'MODEL_WRAPPERS', 'RUNNERS',
@@ -58,9 +59,12 @@ MODELS.register_module(module=ResNet)
 MODELS.register_module(module=ResNetTSM)
 MODELS.register_module(module=MobileNetV2)
 MODELS.register_module(module=MobileNetV2TSM)
+MODELS.register_module(module=MobileOne)
+MODELS.register_module(module=MobileOneTSM)
 
 #: Names in MMAction2's ``MODELS`` registry that resolve to tsmnet's classes.
-DROP_IN_NAMES: dict[str, type] = {'ResNetTSM': ResNetTSM, 'MobileNetV2TSM': MobileNetV2TSM}
+DROP_IN_NAMES: dict[str, type] = {'ResNetTSM': ResNetTSM, 'MobileNetV2TSM': MobileNetV2TSM,
+                                   'MobileOneTSM': MobileOneTSM}
 
 def install_mmaction_drop_in() -> bool:
     """Make ``ResNetTSM`` in MMAction2's ``MODELS`` registry build tsmnet's class.

@@ -33,6 +33,7 @@ from .fileio import atomic_folder
 from .fuse import LiveFoldedConv, foldable
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .models.mobilenet_v2 import MobileNetV2
+from .models.mobileone import MobileOne
 from .models.resnet import ResNet
 from .models.resnet_tsm import ResNetTSM
 
@@ -43,9 +44,10 @@ Features = torch.Tensor | tuple[torch.Tensor, ...]
 _STAGES: tuple[tuple[type[nn.Module], Callable[..., Features]], ...] = (
     (ResNet, ResNet.forward),
     (MobileNetV2, MobileNetV2.forward_stages),
+    (MobileOne, MobileOne.forward_stages),  # and MobileOneTSM, training or deploy form
 )
 # The public forwards whose work is exactly that (checks, then the stages).
-_KNOWN_FORWARDS = (ResNet.forward, ResNetTSM.forward, MobileNetV2.forward)
+_KNOWN_FORWARDS = (ResNet.forward, ResNetTSM.forward, MobileNetV2.forward, MobileOne.forward)
 
 
 def _stages_of(model: nn.Module) -> Callable[..., Features] | None:

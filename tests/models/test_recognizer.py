@@ -246,8 +246,10 @@ def test_bad_clips(shape, match):
 
 def test_mismatched_backbone_and_head():
     backbone = ResNetTSM(18, num_segments=T, pretrained=None)
-    with pytest.raises(ValueError, match='num_segments'):
-        Recognizer(backbone, TSMHead(5, 512, num_segments=8))
+    with pytest.raises(ValueError, match='num_segments=6 is not a multiple'):
+        Recognizer(backbone, TSMHead(5, 512, num_segments=6))
+    # a multiple: the backbone shifts within groups of T frames (MMAction2's MobileOne-S4)
+    assert Recognizer(backbone, TSMHead(5, 512, num_segments=2 * T)).num_segments == 2 * T
     with pytest.raises(ValueError, match='in_channels'):
         Recognizer(backbone, TSMHead(5, 2048, num_segments=T))
     with pytest.raises(ValueError, match='temporal_pool'):

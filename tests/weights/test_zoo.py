@@ -21,6 +21,8 @@ from tsmnet.weights.zoo import ENTRIES, UnknownModelError, WeightsEntry
 MBV2 = 'tsm_imagenet-pretrained-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb'
 R50 = 'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb'
 R101_SSV2 = 'tsm_imagenet-pretrained-r101_8xb16-1x1x8-50e_sthv2-rgb'
+MOBILEONE = 'tsm_imagenet-pretrained-mobileone-s4_8xb16-1x1x16-50e_kinetics400-rgb'
+MOBILEONE_DEPLOY = 'tsm_imagenet-pretrained-mobileone-s4_deploy_8xb16-1x1x16-50e_kinetics400-rgb'
 
 
 def _tsm_configs() -> Path:
@@ -36,19 +38,19 @@ def _metafile_models() -> list[dict]:
     return yaml.safe_load((_tsm_configs() / 'metafile.yml').read_text())['Models']
 
 
-def test_every_published_resnet_and_mobilenet_checkpoint_is_an_entry():
+def test_every_published_checkpoint_is_an_entry():
     models = _metafile_models()
-    urls = {m['Weights'] for m in models if 'MobileOne' not in m['Metadata']['Architecture']}
+    urls = {m['Weights'] for m in models}
     # the metafile lists the MobileNetV2 figures under the R101 name and URL (a duplicate);
-    # the MobileNetV2 URL is in MMAction2's README
+    # the MobileNetV2 URL is in MMAction2's README; MobileOne-S4's deploy twin shares its URL
     assert urls == {e.url for e in ENTRIES.values()} - {ENTRIES[MBV2].url}
-    assert len(ENTRIES) == len(urls) + 1 == 11
+    assert len(ENTRIES) == len(urls) + 2 == 13
+    assert ENTRIES[MOBILEONE_DEPLOY].url == ENTRIES[MOBILEONE].url
     for model in models:
         arch = model['Metadata']['Architecture']
         entry = ENTRIES.get(model['Name'])
-        if 'MobileOne' in arch or entry is None or \
-                (arch == 'MobileNetV2') != (entry.backbone == 'MobileNetV2TSM'):
-            continue  # MobileOne, and the mislabelled duplicate
+        if entry is None or (arch == 'MobileNetV2') != (entry.backbone == 'MobileNetV2TSM'):
+            continue  # the mislabelled duplicate
         metrics = model['Results'][0]['Metrics']
         assert entry.url == model['Weights']
         assert (entry.top1, entry.top5) == (metrics['Top 1 Accuracy'], metrics['Top 5 Accuracy'])
@@ -88,7 +90,8 @@ def test_entry_is_its_config(name):
     entry = ENTRIES[name]
     cfg = Config.fromfile(_tsm_configs() / f'{name}.py')
     backbone = cfg.model.backbone.to_dict()
-    backbone.pop('pretrained')
+    backbone.pop('pretrained', None)  # MobileOneTSM's: init_cfg (its ImageNet checkpoint)
+    backbone.pop('init_cfg', None)
     if backbone['type'] == 'ResNetTSM':
         backbone.setdefault('num_segments', 8)  # the entries state the default
     head = cfg.model.cls_head.to_dict()
@@ -96,8 +99,8 @@ def test_entry_is_its_config(name):
     assert entry.architecture == {'backbone': backbone, 'cls_head': head}
     assert entry.protocol == _protocol_of_config(cfg)
     protocol = entry.protocol
-    assert entry.num_segments == backbone.get('num_segments', 8) == \
-        protocol.num_clips * protocol.clip_len
+    # MobileOne-S4's head has T=16, its backbone num_segments=8 (the base config's)
+    assert entry.num_segments == head['num_segments'] == protocol.num_clips * protocol.clip_len
     assert entry.mean == tuple(cfg.model.data_preprocessor.mean)
     assert entry.url.endswith(f'-{entry.sha256}.pth') and len(entry.sha256) == 8
     assert len(entry.labels) == entry.num_classes
@@ -111,8 +114,18 @@ def test_state_dict_is_mmaction_recognizer2d(mmaction_models, name):
     from mmengine.config import Config
 
     cfg = Config.fromfile(_tsm_configs() / f'{name}.py').model
-    cfg.backbone.pretrained = None
-    backbone_cls = getattr(mmaction_models, cfg.backbone.pop('type'))  # MMAction2's own
+    if cfg.backbone.type == 'MobileOneTSM':
+        from mmpretrain_standin import import_reference_mobileone
+
+        try:
+            backbone_cls = import_reference_mobileone()[1]
+        except ImportError as err:
+            pytest.skip(f'MMPretrain does not import here ({err})')
+        cfg.backbone.pop('init_cfg')
+    else:
+        cfg.backbone.pretrained = None
+        backbone_cls = getattr(mmaction_models, cfg.backbone.type)  # MMAction2's own
+    cfg.backbone.pop('type')
     with torch.device('meta'), DefaultScope.overwrite_default_scope('mmaction'):
         ref = mmaction_models.Recognizer2D(backbone=dict(type='ResNet', depth=18),
                                            cls_head=cfg.cls_head)
@@ -209,3 +222,28 @@ def test_transforms_are_the_video_pipeline():
     transform = ENTRIES[MBV2].transforms()
     assert isinstance(transform, tsmnet.video.VideoTransform)
     assert transform.protocol == ENTRIES[MBV2].protocol
+
+
+@pytest.mark.slow
+def test_mobileone_entries_load_a_released_layout_checkpoint(tmp_path):
+    """A synthetic checkpoint in the released layout (MMAction2's training form, head T=16,
+    backbone num_segments=8) loads strictly into both names; the deploy twin folds it and
+    gives the same scores; the deploy form exports to ONNX."""
+    source = tsmnet.create_model(MOBILEONE).eval()
+    assert (source.num_segments, source.backbone.num_segments) == (16, 8)
+    from parity import randomize
+
+    randomize(source)
+    path = _mmaction_checkpoint(source, tmp_path / 'mobileone.pth')
+    model = tsmnet.create_model(MOBILEONE, pretrained=path).eval()
+    deployed = tsmnet.create_model(MOBILEONE_DEPLOY, pretrained=path).eval()
+    assert deployed.backbone.deploy and 'backbone.stage0.net.branch_reparam.weight' in \
+        deployed.state_dict()
+    clip = torch.randn(1, 16, 3, 64, 64)
+    with torch.no_grad():
+        expected = source(clip)
+        torch.testing.assert_close(model(clip), expected, rtol=0, atol=0)
+        torch.testing.assert_close(deployed(clip), expected, rtol=1e-4, atol=1e-5)
+    # a deploy-form checkpoint loads into the deploy name as it is
+    again = _mmaction_checkpoint(deployed, tmp_path / 'deployed.pth')
+    assert tsmnet.create_model(MOBILEONE_DEPLOY, pretrained=again).backbone.deploy

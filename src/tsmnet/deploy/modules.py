@@ -103,8 +103,9 @@ def as_exportable(model: nn.Module) -> Exportable:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f'model must be a torch.nn.Module, got {type(model).__name__}')
-    if isinstance(model, Recognizer):
-        backbone, clip, scores = model.backbone, model, True
+    segments = None
+    if isinstance(model, Recognizer):  # its T (the head's) may be a multiple of the backbone's
+        backbone, clip, scores, segments = model.backbone, model, True, model.num_segments
     elif _stages_of(model) is not None:
         backbone, clip, scores = model, BackboneClip(model), False
     else:
@@ -112,5 +113,5 @@ def as_exportable(model: nn.Module) -> Exportable:
                         f'MobileNetV2) or a recogniser on one, got {type(model).__name__}')
     conv = next(m for m in backbone.modules() if isinstance(m, ConvBase))
     return Exportable(model=model, backbone=backbone, clip_module=clip.eval(), scores=scores,
-                      num_segments=getattr(backbone, 'num_segments', 1),
+                      num_segments=segments or getattr(backbone, 'num_segments', 1),
                       in_channels=conv.in_channels)

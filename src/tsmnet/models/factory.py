@@ -19,13 +19,15 @@ from ..weights.download import download_weights
 from ..weights.zoo import WeightsEntry, list_weights, weights
 from .head import TSMHead
 from .mobilenet_v2_tsm import MobileNetV2TSM
+from .mobileone_tsm import MobileOneTSM
 from .recognizer import Recognizer
 from .resnet_tsm import ResNetTSM
 
 __all__ = ['create_model', 'list_models']
 
 BACKBONES: dict[str, type[nn.Module]] = {'ResNetTSM': ResNetTSM,
-                                         'MobileNetV2TSM': MobileNetV2TSM}
+                                         'MobileNetV2TSM': MobileNetV2TSM,
+                                         'MobileOneTSM': MobileOneTSM}
 # the head's own arguments; in_channels and the shared ones are read off the built backbone
 _HEAD_ARGS = frozenset(inspect.signature(TSMHead).parameters) - {'num_classes', 'in_channels'}
 # the backbone's temporal structure, which the head mirrors (TSMHead takes them too)
@@ -146,9 +148,14 @@ def build_recognizer(entry: WeightsEntry, num_classes: int | None = None,
         else:
             raise TypeError(f'create_model got an unexpected keyword argument {key!r} (neither '
                             f'a {backbone_cls.__name__} nor a TSMHead argument)')
-    backbone_kwargs.setdefault('pretrained', None)
+    if 'pretrained' in backbone_args:  # MobileOneTSM has init_cfg instead
+        backbone_kwargs.setdefault('pretrained', None)
     backbone = backbone_cls(**backbone_kwargs)
-    head_kwargs.update(in_channels=backbone.feat_dim, num_segments=backbone.num_segments,
+    # the head's T is the entry's unless the caller sets one for both (MobileOne-S4's backbone
+    # shifts within groups of 8 frames of its 16-frame clips)
+    segments = backbone.num_segments if 'num_segments' in kwargs else \
+        head_kwargs.get('num_segments', backbone.num_segments)
+    head_kwargs.update(in_channels=backbone.feat_dim, num_segments=segments,
                        is_shift=bool(backbone.is_shift),
                        temporal_pool=bool(getattr(backbone, 'temporal_pool', False)))
     return Recognizer(backbone, TSMHead(**head_kwargs), max_views=max_views)

@@ -49,14 +49,16 @@ class Recognizer(nn.Module):
     Args:
         backbone: A TSM backbone taking ``[N * T, C, H, W]`` (:class:`tsmnet.ResNetTSM`,
             :class:`tsmnet.MobileNetV2TSM`...) with one output stage.
-        cls_head: Its :class:`TSMHead` (same ``num_segments`` and ``temporal_pool``).
+        cls_head: Its :class:`TSMHead` (same ``temporal_pool``; ``num_segments`` the
+            backbone's or a multiple of it, whose clips the backbone shifts in groups).
         max_views: At most this many views (clips of ``T`` frames) go through the backbone
             at once when ``forward`` takes ``[N, V, T, C, H, W]``, to bound memory (MMAction2's
             ``test_cfg.max_testing_views``, counted in views); the scores are the same.
             Defaults to None (all at once).
 
     Raises:
-        ValueError: ``backbone`` and ``cls_head`` disagree on ``num_segments``,
+        ValueError: ``cls_head``'s ``num_segments`` is not a multiple of the backbone's, or they
+            disagree on
             ``temporal_pool`` or the feature channels.
     """
 
@@ -70,9 +72,11 @@ class Recognizer(nn.Module):
         if not isinstance(cls_head, TSMHead):
             raise TypeError(f'cls_head must be a tsmnet.TSMHead, got {type(cls_head).__name__}')
         segments = getattr(backbone, 'num_segments', None)
-        if segments is not None and segments != cls_head.num_segments:
-            raise ValueError(f'cls_head num_segments={cls_head.num_segments} does not match the '
-                             f'backbone num_segments={segments}')
+        # a head T that is a multiple of the backbone's: the backbone shifts within groups of
+        # its num_segments frames (MMAction2's MobileOne-S4 TSM: 8 in the backbone, 16 in the head)
+        if segments is not None and cls_head.num_segments % segments != 0:
+            raise ValueError(f'cls_head num_segments={cls_head.num_segments} is not a multiple '
+                             f'of the backbone num_segments={segments}')
         pool = bool(getattr(backbone, 'temporal_pool', False))
         if pool != cls_head.temporal_pool:
             raise ValueError(f'cls_head temporal_pool={cls_head.temporal_pool} does not match '
@@ -174,7 +178,9 @@ class Recognizer(nn.Module):
                         head: bool = True) -> LoadReport:
         """Load a released MMAction2 recognizer checkpoint.
 
-        Keys are MMAction2's; the only conversion is between wrapped and plain layouts
+        Keys are MMAction2's; the conversions are the backbone's own (``fit_state_dict``: a
+        training-form MobileOne checkpoint is reparameterised for a deploy-form model) and
+        between wrapped and plain layouts
         (:func:`tsmnet.weights.checkpoint.rewrap_state_dict`): a TSM checkpoint, whose shifted
         convs carry the :class:`tsmnet.TemporalShift` segment (``...conv1.conv.net.weight``),
         loads into a model built with ``is_shift=False`` (``...conv1.conv.weight``, a TSN
@@ -203,6 +209,9 @@ class Recognizer(nn.Module):
         else:
             name, obj = str(source), read_checkpoint(source)
         state_dict = _checkpoint_state_dict(obj, name)
+        fit = getattr(self.backbone, 'fit_state_dict', None)
+        if fit is not None:  # e.g. a training-form MobileOne checkpoint for the deploy form
+            state_dict = fit(state_dict, prefix='backbone.')
         report = LoadReport()
         target: nn.Module = self
         if not head:

@@ -11,8 +11,8 @@ Sources: ``mmaction/.mim/configs/recognition/tsm/metafile.yml`` in the mmaction2
 (URLs, top-1/top-5) and the configs beside it (architecture, test pipeline); the MobileNetV2
 checkpoint is listed in MMAction2's ``configs/recognition/tsm/README.md`` only (the metafile
 lists the ResNet-101 Something-Something V2 entry twice, the second copy with MobileNetV2's
-metadata but the ResNet-101 name, URL and figures). MobileOne-S4, the metafile's other TSM
-checkpoint, is not an entry: tsmnet has no MobileOne backbone.
+metadata but the ResNet-101 name, URL and figures). MobileOne-S4 has two names: its config
+and the ``_deploy_`` twin (the same checkpoint, loaded into the reparameterised form).
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ class WeightsEntry:
 
     Attributes:
         name: MMAction2's config name.
-        backbone: The backbone class name (``'ResNetTSM'`` or ``'MobileNetV2TSM'``).
+        backbone: The backbone class name (``'ResNetTSM'``, ``'MobileNetV2TSM'`` or
+            ``'MobileOneTSM'``).
         backbone_kwargs: Its arguments, as in the config (``pretrained`` left out).
         head_kwargs: The :class:`tsmnet.TSMHead` arguments, as in the config.
         url: Where MMAction2 publishes the checkpoint.
@@ -215,6 +216,13 @@ _MBV2_K400 = 'tsm_imagenet-pretrained-mobilenetv2_8xb16-1x1x8-100e_kinetics400-r
 _R50_SSV2 = 'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb'
 _R50_SSV2_16 = 'tsm_imagenet-pretrained-r50_8xb16-1x1x16-50e_sthv2-rgb'
 _R101_SSV2 = 'tsm_imagenet-pretrained-r101_8xb16-1x1x8-50e_sthv2-rgb'
+_MOBILEONE = 'tsm_imagenet-pretrained-mobileone-s4{}_8xb16-1x1x16-50e_kinetics400-rgb'
+_MOBILEONE_URL = _url(_MOBILEONE.format(''), '20230825-a7f8876b')
+# MMAction2's config sets num_segments=16 on the head only: its backbone (the base model file's)
+# shifts within groups of 8 frames of each 16-frame clip, and the weights were trained so
+_MOBILEONE_SEGMENTS = ('the backbone shifts within each half of the 16-frame clip '
+                       '(num_segments=8, as in the config, whose head has 16)')
+_THREE_256_16 = TestProtocol(num_clips=16, crop='three', crop_size=256)
 
 _ENTRIES = [
     WeightsEntry(_R50_K400, 'ResNetTSM', _resnet(50), _head(400, 2048),
@@ -257,6 +265,16 @@ _ENTRIES = [
                  _url(_R101_SSV2, '20230320-efcc0d1b'), 'sthv2', 63.70, 88.28, METAFILE,
                  _SSV2_8, notes='listed twice in metafile.yml (the second copy with '
                                 "MobileNetV2's metadata)"),
+    WeightsEntry(_MOBILEONE.format(''), 'MobileOneTSM',
+                 dict(arch='s4', shift_div=8, num_segments=8, is_shift=True),
+                 _head(400, 2048, 16), _MOBILEONE_URL, 'kinetics400', 74.38, 91.71, METAFILE,
+                 _THREE_256_16, notes=_MOBILEONE_SEGMENTS),
+    WeightsEntry(_MOBILEONE.format('_deploy'), 'MobileOneTSM',
+                 dict(arch='s4', shift_div=8, num_segments=8, is_shift=True, deploy=True),
+                 _head(400, 2048, 16), _MOBILEONE_URL, 'kinetics400', 74.38, 91.71, METAFILE,
+                 _THREE_256_16,
+                 notes='the deploy twin (deploy=True): the same checkpoint, each block folded '
+                       'into one conv on load (tsmnet.models.reparam); ' + _MOBILEONE_SEGMENTS),
 ]
 
 #: Name -> entry, in MMAction2's README order.
