@@ -5,6 +5,7 @@
 from . import deploy, registry, shift, weights  # noqa: F401
 from ._version import __version__  # noqa: F401
 from .deploy.api import export
+from .deploy.x86 import quantize
 from .fuse import fuse_conv_bn
 from .layers import NL3DWrapper, TemporalPool, TemporalShift
 from .models import MobileNetV2, MobileNetV2TSM, ResNet, ResNetTSM
@@ -17,5 +18,5 @@ from .weights.safe_globals import register_safe_globals  # noqa: F401  (on impor
 
 __all__ = ['MobileNetV2', 'MobileNetV2TSM', 'NL3DWrapper', 'Recognizer', 'ResNet', 'ResNetTSM',
            'TSMHead', 'TSMStream', 'TemporalPool', 'TemporalShift', 'create_model', 'deploy',
-           'export', 'fuse_conv_bn', 'list_models', 'shift', 'temporal_shift',
+           'export', 'fuse_conv_bn', 'list_models', 'quantize', 'shift', 'temporal_shift',
            'temporal_shift_reference', 'weights']
