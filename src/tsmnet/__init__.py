@@ -21,6 +21,7 @@ from ._version import __version__
 if TYPE_CHECKING:  # what type checkers and IDEs follow; at run time, __getattr__ below
     from . import deploy, registry, shift, weights
     from .deploy.api import export
+    from .deploy.x86 import quantize
     from .fuse import fuse_conv_bn
     from .layers import NL3DWrapper, TemporalPool, TemporalShift
     from .models import MobileNetV2, MobileNetV2TSM, MobileOne, MobileOneTSM, ResNet, ResNetTSM
@@ -38,15 +39,17 @@ _LAZY: dict[str, str] = {
     'ResNetTSM': '.models', 'NL3DWrapper': '.layers', 'TemporalPool': '.layers',
     'TemporalShift': '.layers', 'Recognizer': '.models.recognizer', 'TSMHead': '.models.head',
     'TSMStream': '.stream', 'create_model': '.models.factory', 'list_models': '.models.factory',
-    'export': '.deploy.api', 'fuse_conv_bn': '.fuse', 'get_weights': '.weights.zoo',
+    'export': '.deploy.api', 'quantize': '.deploy.x86', 'fuse_conv_bn': '.fuse',
+    'get_weights': '.weights.zoo',
     'temporal_shift': '.shift', 'temporal_shift_reference': '.shift',
 }
 _SUBMODULES = ('deploy', 'registry', 'shift', 'weights')
 
 __all__ = ['MobileNetV2', 'MobileNetV2TSM', 'MobileOne', 'MobileOneTSM', 'NL3DWrapper',
-           'Recognizer', 'ResNet', 'ResNetTSM', 'TSMHead', 'TSMStream', 'TemporalPool', 'TemporalShift', '__version__',
-           'create_model', 'deploy', 'export', 'fuse_conv_bn', 'get_weights', 'list_models',
-           'registry', 'shift', 'temporal_shift', 'temporal_shift_reference', 'weights']
+           'Recognizer', 'ResNet', 'ResNetTSM', 'TSMHead', 'TSMStream', 'TemporalPool',
+           'TemporalShift', '__version__', 'create_model', 'deploy', 'export', 'fuse_conv_bn',
+           'get_weights', 'list_models', 'quantize', 'registry', 'shift', 'temporal_shift',
+           'temporal_shift_reference', 'weights']
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,8 @@ def _nothing_in(folder: Path) -> None:
 
 @pytest.mark.parametrize('kwargs, error, match', [
     (dict(format='tflite'), ValueError,
-     r"format must be one of \('onnx', 'onnx-int8', 'pte', 'pte-int8'\), got 'tflite'"),
+     r"format must be one of \('onnx', 'onnx-int8', 'pte', 'pte-int8', 'openvino', "
+     r"'openvino-int8'\), got 'tflite'"),
     (dict(kind='video'), ValueError, r"kind must be one of \('clip', 'step'\), got 'video'"),
     (dict(kind='clip', example=torch.zeros(1, 3, SIZE, SIZE)), ValueError,
      r"example for kind='clip' must be \[N, T=3, C=3, H, W\] .* got shape \(1, 3, 32, 32\)"),

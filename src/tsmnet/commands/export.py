@@ -21,7 +21,7 @@ from .stream import _load, build_backbone
 
 BACKBONES: tuple[str, ...] = ('mobilenetv2', 'resnet18', 'resnet34', 'resnet50', 'resnet101',
                               'resnet152')
-FORMATS: tuple[str, ...] = ('onnx', 'onnx-int8', 'pte', 'pte-int8')
+FORMATS: tuple[str, ...] = ('onnx', 'onnx-int8', 'pte', 'pte-int8', 'openvino', 'openvino-int8')
 
 
 def add_parser(subparsers: Any) -> None:
@@ -29,7 +29,7 @@ def add_parser(subparsers: Any) -> None:
         'export', help='export to ONNX (fp32, int8) or ExecuTorch, checked against eager',
         description=__doc__.split('\n\n')[0] + '\n\n' + __doc__.split('\n\n')[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('out', help='the file to write (.onnx or .pte)')
+    parser.add_argument('out', help='the file to write (.onnx, .pte or .xml)')
     parser.add_argument('--model', metavar='NAME',
                         help='a named recognizer (tsmnet.list_models(); the step needs '
                              '--shift-mode causal); default: a causal --backbone')
@@ -47,7 +47,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument('--kind', default='step', choices=('clip', 'step'),
                         help='the online step (default) or whole clips')
     parser.add_argument('--format', default='onnx', choices=FORMATS,
-                        help='onnx (fp32, default), onnx-int8, pte or pte-int8')
+                        help='onnx (fp32, default), onnx-int8, pte, pte-int8, openvino (.xml, fp32 '
+                             'weights) or openvino-int8 (NNCF)')
     parser.add_argument('--calibration', metavar='DIR',
                         help='int8: a folder of videos (default: 16 of the demo\'s generated '
                              'clips, a quick start)')

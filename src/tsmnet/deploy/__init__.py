@@ -11,7 +11,8 @@ follow plain names).
 
 Modules: :mod:`.api` (``export``), :mod:`.modules` (what a clip and a step export),
 :mod:`.onnx` (a self-contained ``.onnx``), :mod:`.quantize` (ONNX Runtime int8),
-:mod:`.executorch` (``.pte``), :mod:`.calibration`, :mod:`.verify`, :mod:`.report`.
+:mod:`.executorch` (``.pte``), :mod:`.x86` (``tsmnet.quantize``: PT2E x86 int8, compiled),
+:mod:`.calibration`, :mod:`.verify`, :mod:`.report`.
 """
 
 from .api import FORMATS, KINDS, export

@@ -1,5 +1,6 @@
-"""``tsmnet.export``: write a model (whole clips or the online step) to ONNX fp32, ONNX int8 or
-ExecuTorch, then run the file by its runtime and compare it with eager PyTorch."""
+"""``tsmnet.export``: write a model (whole clips or the online step) to ONNX fp32, ONNX int8,
+ExecuTorch or OpenVINO (fp32, int8), then run the file by its runtime and compare it with eager
+PyTorch."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from torch import nn
 from ..fileio import WriteError
 from ..stream import step_names
 from . import executorch as et
+from . import openvino as ov
 from .calibration import calibration_clips, normalise_unit_clips, smooth_clips, step_feeds
 from .modules import Exportable, as_exportable
 from .onnx import OPSET, write_onnx
@@ -28,11 +30,12 @@ __all__ = ['FORMATS', 'KINDS', 'export']
 
 logger = logging.getLogger(__name__)
 
-Format = Literal['onnx', 'onnx-int8', 'pte', 'pte-int8']
+Format = Literal['onnx', 'onnx-int8', 'pte', 'pte-int8', 'openvino', 'openvino-int8']
 Kind = Literal['clip', 'step']
-FORMATS: tuple[str, ...] = ('onnx', 'onnx-int8', 'pte', 'pte-int8')
+FORMATS: tuple[str, ...] = ('onnx', 'onnx-int8', 'pte', 'pte-int8', 'openvino', 'openvino-int8')
 KINDS: tuple[str, ...] = ('clip', 'step')
-SUFFIXES = {'onnx': '.onnx', 'onnx-int8': '.onnx', 'pte': '.pte', 'pte-int8': '.pte'}
+SUFFIXES = {'onnx': '.onnx', 'onnx-int8': '.onnx', 'pte': '.pte', 'pte-int8': '.pte',
+            'openvino': '.xml', 'openvino-int8': '.xml'}
 DEFAULT_SIZE = 224
 
 
@@ -96,15 +99,18 @@ def export(model: nn.Module, path: str | os.PathLike, *, kind: Kind = 'clip',
         model: A tsmnet backbone (ResNetTSM, MobileNetV2TSM, ResNet, MobileNetV2) or a
             :class:`~tsmnet.Recognizer` on one. It is run in eval mode (its mode is restored
             afterwards).
-        path: The file to write (``.onnx`` or ``.pte``), atomically: a failed export leaves
-            the previous file and nothing else.
+        path: The file to write (``.onnx``, ``.pte`` or ``.xml``), atomically: a failed export
+            leaves the previous file and nothing else.
         kind: ``'clip'`` (default): whole clips ``[N, T, C, H, W]`` with ``N`` dynamic in
             ONNX; ``'step'``: the online step, ``(frames [N, C, H, W], buffer_0 ...) ->
             (scores or features, new_buffer_0 ...)``, one frame of each of ``N`` streams,
             needing a causal model (``shift_mode='causal'``).
         format: ``'onnx'`` (default, fp32), ``'onnx-int8'`` (ONNX Runtime static
             quantization), ``'pte'`` or ``'pte-int8'`` (ExecuTorch with the XNNPACK delegate;
-            the ``mobile`` extra).
+            the ``mobile`` extra), ``'openvino'`` (IR ``.xml`` + ``.bin``, fp32 weights; the
+            precision, f32 or bf16, is chosen at load: :func:`tsmnet.deploy.openvino.
+            openvino_runner`; checked here in f32) or ``'openvino-int8'`` (NNCF
+            post-training quantization); the ``openvino`` extra.
         example: An input: ``[N, T, C, H, W]`` (clip) or ``[N, C, H, W]`` (step). Its frame
             size is fixed in the file (and ``N`` for ``.pte``). Defaults to the first
             calibration clip (int8), else a smooth random clip at 224 x 224 (or its frame).
@@ -135,6 +141,8 @@ def export(model: nn.Module, path: str | os.PathLike, *, kind: Kind = 'clip',
                          f'{str(path)!r}')
     if format.startswith('pte'):
         et.require()
+    if format.startswith('openvino'):
+        ov.require(int8=format.endswith('int8'))
     ex = as_exportable(model)
     step = ex.step_module() if kind == 'step' else None
     example = _check_example(ex, kind, example)
@@ -200,6 +208,12 @@ def _write(format: str, module: nn.Module, args: tuple[torch.Tensor, ...], path:
                        dynamic_shapes=dynamic, opset_version=opset)
             quantize_onnx(fp32, path, feeds, options)
         return [_int8_note(options)]
+    if format.startswith('openvino'):
+        int8_feeds = feeds if format.endswith('int8') else None
+        ov.write_openvino(module, args, path, dynamic, int8_feeds)
+        return ['OpenVINO IR, fp32 weights; checked with the f32 inference precision hint (bf16 '
+                'is chosen at load)' if int8_feeds is None else
+                'OpenVINO IR, int8 (NNCF post-training quantization, min-max)']
     if format == 'pte':
         et.write_pte(module, args, path)
         return ['ExecuTorch, XNNPACK delegate, fp32']
@@ -207,7 +221,15 @@ def _write(format: str, module: nn.Module, args: tuple[torch.Tensor, ...], path:
     return ['ExecuTorch, XNNPACK delegate, int8 (PT2E, XNNPACKQuantizer, per channel)']
 
 
+def _size_bytes(path: Path) -> int:
+    """The file's size; with an OpenVINO ``.xml``, its ``.bin`` (the weights) too."""
+    weights = path.with_suffix('.bin')
+    return path.stat().st_size + (weights.stat().st_size if path.suffix == '.xml' else 0)
+
+
 def _runner(format: str, path: Path):
+    if format.startswith('openvino'):
+        return ov.openvino_runner(path, 'f32')
     return onnx_runner(str(path)) if format.startswith('onnx') else et.pte_runner(path)
 
 
@@ -231,7 +253,7 @@ def _export_clip(ex: Exportable, path: Path, format: str, example: torch.Tensor,
         other = torch.cat([example, check_clip])[:example.shape[0] + 1]
         checks[f'batch of {other.shape[0]}'] = compare(eager([other])[:1], run([other])[:1])
     return ExportReport(path=path, format=format, kind='clip', inputs=inputs, outputs=outputs,
-                        size_bytes=path.stat().st_size, checks=checks, notes=notes)
+                        size_bytes=_size_bytes(path), checks=checks, notes=notes)
 
 
 def _export_step(ex: Exportable, step: nn.Module, path: Path, format: str,
@@ -266,4 +288,4 @@ def _export_step(ex: Exportable, step: nn.Module, path: Path, format: str,
             stream_outputs(eager, streamed, start, num_outputs),
             stream_outputs(run, streamed, start, num_outputs))
     return ExportReport(path=path, format=format, kind='step', inputs=inputs, outputs=outputs,
-                        size_bytes=path.stat().st_size, checks=checks, notes=notes)
+                        size_bytes=_size_bytes(path), checks=checks, notes=notes)

@@ -11,8 +11,9 @@ __all__ = ['BOUNDS', 'ExportReport']
 
 # the agreement a file must reach on every check: (relative max abs difference, cosine)
 BOUNDS: dict[str, tuple[float, float]] = {
-    'onnx': (1e-3, 0.0), 'pte': (1e-3, 0.0),     # fp32: the same numbers up to rounding
+    'onnx': (1e-3, 0.0), 'pte': (1e-3, 0.0), 'openvino': (1e-3, 0.0),  # fp32: up to rounding
     'onnx-int8': (float('inf'), 0.95), 'pte-int8': (float('inf'), 0.95),  # int8: close
+    'openvino-int8': (float('inf'), 0.95),
 }
 
 
@@ -22,7 +23,7 @@ class ExportReport:
 
     Attributes:
         path: The file.
-        format: ``'onnx'``, ``'onnx-int8'``, ``'pte'`` or ``'pte-int8'``.
+        format: One of :data:`tsmnet.deploy.api.FORMATS`.
         kind: ``'clip'`` or ``'step'``.
         inputs: Input names (ONNX) or descriptions.
         outputs: Output names.

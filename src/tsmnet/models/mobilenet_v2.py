@@ -105,7 +105,8 @@ class MobileNetV2(BaseModule):
             Defaults to ``(7,)``.
         frozen_stages: Stages frozen (parameters fixed, BN in eval); -1 freezes none, 0 the
             stem only, up to 8. Defaults to -1.
-        conv_cfg: Conv config. Defaults to None, ``dict(type='Conv')``.
+        conv_cfg: Conv config. Defaults to None, ``dict(type='Conv2d')`` (mmcv's ``'Conv'`` wrapper
+            is built as the plain ``nn.Conv2d`` too; models/layer_cfgs.py).
         norm_cfg: Norm config. Defaults to None, ``dict(type='BN2d', requires_grad=True)``.
         act_cfg: Activation config. Defaults to None, ``dict(type='ReLU6', inplace=True)``.
         norm_eval: Keep BN layers in eval mode while training. Defaults to False.

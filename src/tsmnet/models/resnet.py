@@ -174,7 +174,8 @@ class ResNet(BaseModule):
         style: ``'pytorch'`` or ``'caffe'``. Defaults to ``'pytorch'``.
         frozen_stages: Stages frozen (parameters fixed, BN in eval); -1 freezes none, 0 the
             stem only. Defaults to -1.
-        conv_cfg: Conv config. Defaults to None, ``dict(type='Conv')``.
+        conv_cfg: Conv config. Defaults to None, ``dict(type='Conv2d')`` (mmcv's ``'Conv'`` wrapper
+            is built as the plain ``nn.Conv2d`` too; models/layer_cfgs.py).
         norm_cfg: Norm config. Defaults to None, ``dict(type='BN2d', requires_grad=True)``.
         act_cfg: Activation config. Defaults to None, ``dict(type='ReLU', inplace=True)``.
         norm_eval: Keep BN layers in eval mode while training. Defaults to False.

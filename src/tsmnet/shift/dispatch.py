@@ -59,7 +59,8 @@ AUTO_ORDER: tuple[str, ...] = ('triton', 'native', 'torch', 'functional')
 # with, so inductor converts a channels-last ReLU output to contiguous before it and back
 # before the conv; the functional backend's pointwise gather fuses into the ReLU instead.
 COMPILE_ORDER: tuple[str, ...] = ('triton', 'functional')
-# Under torch.compile, shift and conv as one registered op: the backends that have one.
+# Under torch.compile, shift and conv as one registered op: the backends that have one (each
+# with a compile_reasons(x) that looks at no size: sizes may be symbolic).
 COMPILE_FUSED: tuple[str, ...] = ('native',)
 VALID_NAMES: tuple[str, ...] = ('auto', *BACKENDS)
 
@@ -302,7 +303,7 @@ def choose(x: torch.Tensor, spec: ShiftSpec, *, in_place: bool = False,
         return Plan(forced, strategy, f'forced; {why}')
     if compiling and wants_in_place:
         for name in COMPILE_FUSED:
-            if not BACKENDS[name].reasons(x, True):
+            if not BACKENDS[name].compile_reasons(x):  # no branch on (symbolic) sizes
                 return Plan(name, strategy, why)
         strategy, why, wants_in_place = 'copy', 'compiling: the registered op', False
     passed_over: tuple[str, ...] = ()

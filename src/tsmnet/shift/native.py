@@ -107,6 +107,21 @@ def reasons(x: torch.Tensor, in_place: bool) -> list[str]:
     return why
 
 
+def compile_reasons(x: torch.Tensor) -> list[str]:
+    """Why the registered fused op cannot be put in a compiled graph for ``x``. Looks at no
+    size or stride: under ``torch.compile(dynamic=True)`` they are symbolic, and a branch on
+    them diverges between dynamo's passes; the op's kernel takes any real tensor (it shifts
+    in place where it can, else copies: :func:`tsmnet.shift.fused._on_shifted`)."""
+    why = []
+    if x.device.type != 'cpu':
+        why.append(f'x is on {x.device.type}, the kernels are for the CPU')
+    if x.layout != torch.strided:
+        why.append(f'x has layout {x.layout}, not strided')
+    if not why and status():
+        why.append(status())
+    return why
+
+
 def copy(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
     """The shift of ``x`` into a new tensor of its memory format (one pass). Differentiable:
     the op's autograd (the opposite shift) and forward AD are in C++ (``csrc/shift.cpp``)."""

@@ -1,0 +1,51 @@
+"""``tsmnet.export`` to OpenVINO IR: fp32 (checked in f32; bf16 chosen at load) and int8 (NNCF),
+clip and step, each within its format's bound of eager."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import clips
+
+import tsmnet
+from tsmnet.deploy.openvino import openvino_runner
+
+pytest.importorskip('openvino')
+pytest.importorskip('nncf')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('kind', ['clip', 'step'])
+@pytest.mark.parametrize('format', ['openvino', 'openvino-int8'])
+def test_openvino_export_agrees_with_eager(model, tmp_path, format, kind):
+    path = tmp_path / 'model.xml'
+    calibration = [clips(2, seed=s) for s in range(3)] if format.endswith('int8') else None
+    report = tsmnet.export(model, path, format=format, kind=kind, calibration=calibration)
+    assert report.ok, report.lines()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['model.bin', 'model.xml']
+    assert report.size_bytes > path.stat().st_size  # the .bin (weights) counts
+    if format == 'openvino':  # fp32: rounding only (measured 2e-6 of max |eager|)
+        assert all(c.relative_diff < 1e-4 for c in report.checks.values()), report.lines()
+    assert report.top1_agreement == 1.0, report.lines()
+
+
+@pytest.mark.slow
+def test_openvino_bf16_hint_is_chosen_at_load(model, tmp_path):
+    path = tmp_path / 'clip.xml'
+    tsmnet.export(model, path, format='openvino')
+    x = clips(2)
+    with torch.no_grad():
+        ref = model(x.flatten(0, 1))
+    for precision, bound in (('f32', 1e-4), ('bf16', 5e-2)):  # bf16: 8 bits of mantissa
+        got = openvino_runner(path, precision)([x])[0]
+        assert float((got - ref).abs().max() / ref.abs().max()) < bound, precision
+
+
+def test_openvino_names_a_bad_precision(tmp_path):
+    with pytest.raises(ValueError, match="precision must be one of .'f32', 'bf16'., got 'fp8'"):
+        openvino_runner(tmp_path / 'missing.xml', 'fp8')
+
+
+def test_openvino_format_needs_an_xml_path(model, tmp_path):
+    with pytest.raises(ValueError, match="path must end with .xml for format='openvino'"):
+        tsmnet.export(model, tmp_path / 'model.onnx', format='openvino')
