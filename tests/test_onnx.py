@@ -107,6 +107,7 @@ def test_dynamo_export_with_dynamic_axes(tmp_path: Path) -> None:
         model, lambda x: torch.from_numpy(session.run(None, {'x': x.numpy()})[0]))
 
 
+@pytest.mark.slow  # exports to ONNX
 @pytest.mark.parametrize('dynamo', [True, False], ids=['dynamo', 'torchscript'])
 @pytest.mark.parametrize('mode', ['bidirectional', 'causal'])
 def test_exported_shift_pads_exact_zeros(mode: str, dynamo: bool, tmp_path: Path) -> None:
