@@ -127,6 +127,7 @@ def test_exported_shift_pads_exact_zeros(mode: str, dynamo: bool, tmp_path: Path
         assert torch.equal(got.nan_to_num(), expected.nan_to_num())
 
 
+@pytest.mark.quick_only('causal')
 @pytest.mark.parametrize('config', list(CONFIGS))
 def test_jit_trace_any_number_of_clips(config: str) -> None:
     model = _model(**CONFIGS[config])
