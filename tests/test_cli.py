@@ -104,6 +104,7 @@ def test_one_line_and_exit_2(files, capsys, command: str, kind: str, argv) -> No
     ('train', lambda f: ['train', str(f['not_config'])]),
     ('convert', lambda f: ['convert', str(f['text']), 'o', '--from', 'caffe']),
 ])
+@pytest.mark.slow  # a new process
 def test_in_a_fresh_process(files, command: str, argv) -> None:
     proc = _run(argv(files))
     assert proc.returncode == 2, (proc.stdout[-2000:], proc.stderr[-2000:])
@@ -135,6 +136,7 @@ def test_messages_say_what_was_expected(files, capsys) -> None:
     assert "invalid choice: 7 (choose from 18, 34, 50, 101, 152)" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a new process
 def test_debug_shows_the_traceback(files) -> None:
     proc = _run(['--debug', 'stream', str(files['missing'])])
     assert proc.returncode != 0
@@ -146,6 +148,7 @@ def test_debug_after_the_command_raises(files) -> None:
         main(['stream', str(files['missing']), '--debug'])
 
 
+@pytest.mark.slow  # a new process
 def test_python_dash_m_is_the_command() -> None:
     proc = _run(['--help'])
     assert proc.returncode == 0

@@ -88,6 +88,9 @@ def _tsmnet_imports(path: Path) -> tuple[set[str], list[str]]:
     package = path.relative_to(SRC).parent.parts
     found: set[str] = set()
     nested: list[str] = []
+    in_functions = {id(n) for f in ast.walk(tree)
+                    if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    for n in ast.walk(f)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [a.name.partition('.')[2] for a in node.names
@@ -105,7 +108,7 @@ def _tsmnet_imports(path: Path) -> tuple[set[str], list[str]]:
         else:
             continue
         found.update(names)
-        if node.col_offset > 0:
+        if id(node) in in_functions:
             nested += [f'{path.name}:{node.lineno} imports {n or "tsmnet"}' for n in names]
     return found, nested
 

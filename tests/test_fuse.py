@@ -27,6 +27,7 @@ def _batch_norms(model: nn.Module) -> int:
     return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
+@pytest.mark.quick_only('18-block')
 @pytest.mark.parametrize('shift_place', ['blockres', 'block'])
 @pytest.mark.parametrize('depth', [18, 50])
 def test_fused_model_computes_the_same_function(depth: int, shift_place: str) -> None:

@@ -102,6 +102,7 @@ def _train_step(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[t
     return out.detach(), [p.grad.clone() for p in model.parameters()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('shift_place', ['blockres', 'block'])
 def test_deterministic_for_a_fixed_seed(shift_place: str, device: torch.device) -> None:
     """Same seed, same weights, outputs and gradients, bit for bit, with PyTorch's
@@ -131,6 +132,7 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
 
+@pytest.mark.quick_only('blockres-bf16')
 @pytest.mark.parametrize('config,dtype', [
     (dict(), torch.bfloat16),
     (dict(), torch.float16),

@@ -107,6 +107,7 @@ def test_dynamo_export_with_dynamic_axes(tmp_path: Path) -> None:
         model, lambda x: torch.from_numpy(session.run(None, {'x': x.numpy()})[0]))
 
 
+@pytest.mark.slow  # exports to ONNX
 @pytest.mark.parametrize('dynamo', [True, False], ids=['dynamo', 'torchscript'])
 @pytest.mark.parametrize('mode', ['bidirectional', 'causal'])
 def test_exported_shift_pads_exact_zeros(mode: str, dynamo: bool, tmp_path: Path) -> None:
@@ -126,6 +127,7 @@ def test_exported_shift_pads_exact_zeros(mode: str, dynamo: bool, tmp_path: Path
         assert torch.equal(got.nan_to_num(), expected.nan_to_num())
 
 
+@pytest.mark.quick_only('causal')
 @pytest.mark.parametrize('config', list(CONFIGS))
 def test_jit_trace_any_number_of_clips(config: str) -> None:
     model = _model(**CONFIGS[config])

@@ -17,13 +17,14 @@ import pytest
 
 from tsmnet.shift import native
 
+pytestmark = pytest.mark.slow  # every test builds or loads the kernels in a new process
+
 # Shifts frames, checks them against the loop, prints whether the kernels ran and why not.
 PROBE = '''
 import torch
 from tsmnet import temporal_shift
 from tsmnet.shift import native, temporal_shift_reference
 
-pytestmark = pytest.mark.slow  # every test builds or loads the kernels in a new process
 x = torch.randn(8, 16, 3, 3)
 assert torch.equal(temporal_shift(x, 4), temporal_shift_reference(x, 4))
 print('RESULT', native.kernels() is not None, native.why_not() or '-')

@@ -443,17 +443,22 @@ def test_runner_checkpoint_needs_the_allow_list(runner_checkpoint):
     assert any(g.endswith('multiarray.scalar') for g in names)
 
 
-def test_import_tsmnet_makes_runner_checkpoints_load(runner_checkpoint):
-    """Without tsmnet, torch.load refuses the file; after `import tsmnet`, it loads."""
+@pytest.mark.slow  # a new process
+def test_custom_imports_of_tsmnet_make_runner_checkpoints_load(runner_checkpoint):
+    """Without tsmnet, torch.load refuses the file; once a config's ``custom_imports =
+    ['tsmnet']`` has imported it (as tools/test.py does, after importing the Runner), it
+    loads."""
     code = (
         'import sys, torch\n'
+        'from mmengine.runner import Runner\n'
+        'from mmengine.utils import import_modules_from_strings\n'
         f'path = {str(runner_checkpoint)!r}\n'
         'try:\n'
         '    torch.load(path)\n'
         '    print("loaded-before-import")\n'
         'except Exception as err:\n'
         '    print("refused-before-import", type(err).__name__)\n'
-        'import tsmnet\n'
+        'import_modules_from_strings(["tsmnet"])  # what custom_imports does\n'
         'ckpt = torch.load(path)\n'
         'hub = ckpt["message_hub"]\n'
         'print("loaded", type(hub["log_scalars"]["train/loss"]).__name__,\n'
@@ -476,6 +481,7 @@ def test_runner_checkpoint_loads_into_backbone(runner_checkpoint):
         assert torch.equal(value, ckpt['state_dict'][f'backbone.{key}']), key
 
 
+@pytest.mark.slow  # an MMEngine Runner trains (it starts processes: gcc --version, git)
 def test_runner_resume_from_checkpoint(tmp_path, runner_checkpoint):
     """Runner `--resume` (tools/train.py) reads back what training wrote, message hub too."""
     saved = read_checkpoint(runner_checkpoint)['message_hub']['log_scalars']['train/loss']
