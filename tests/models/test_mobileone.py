@@ -212,7 +212,6 @@ def test_every_block_is_a_shift_site_at_mmaction_paths():
 
 
 def test_causal_mode_reads_only_the_past():
-    model = _random_training_form(shift_mode='causal').float()
     model = MobileOneTSM(arch=TINY, num_segments=4, shift_mode='causal').eval()
     randomize(model)
     x = torch.randn(4, 3, 32, 32)
@@ -344,9 +343,9 @@ def test_defect_out_index_past_the_last_stage(refs):
         MobileOne(TINY, out_indices=(4,))
 
 
-def test_defect_frozen_stage_thawed_by_switch(refs):
-    """Not a defect of the reference (it freezes everything); tsmnet's new convs of frozen
-    stages stay frozen (tested above). Here: frozen stages in the training form agree."""
+def test_frozen_stages_agree_with_the_reference(refs):
+    """The training form freezes the same parameters (tsmnet's deploy form keeps them frozen:
+    test_deploy_form_keeps_frozen_stages_frozen_and_the_rest_trainable)."""
     ref = refs[1](TINY, frozen_stages=1, pretrained2d=False)
     ours = MobileOneTSM(TINY, frozen_stages=1)
     assert [n for n, p in ref.named_parameters() if p.requires_grad] == \
