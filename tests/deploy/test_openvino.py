@@ -32,7 +32,7 @@ def test_openvino_export_agrees_with_eager(model, tmp_path, format, kind):
 @pytest.mark.slow
 def test_openvino_bf16_hint_is_chosen_at_load(model, tmp_path):
     path = tmp_path / 'clip.xml'
-    tsmnet.export(model, path, format='openvino')
+    tsmnet.export(model, path, format='openvino', example=clips(1))
     x = clips(2)
     with torch.no_grad():
         ref = model(x.flatten(0, 1))
