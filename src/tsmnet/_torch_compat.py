@@ -223,6 +223,17 @@ def inductor_fallback_with_conv_layout(ops: Iterable[Any]) -> None:
             lowering.make_fallback(op, layout_constraint=channels_last_like_convs, warn=False)
 
 
+def inductor_freezing() -> Any:
+    """A context in which inductor compiles with freezing (weights folded as constants), as
+    the PT2E int8 flow needs (deploy/x86.py): ``torch._inductor.config.patch(freezing=True)``.
+    ``torch.compile(options={'freezing': True})`` is the public spelling, but on torch 2.13 it
+    fails (``onednn.qconv_prepack`` run on fake tensors). Where the config is gone: raises
+    the ImportError or AttributeError of that torch."""
+    from torch._inductor import config  # imported when an int8 model is compiled
+
+    return config.patch(freezing=True)
+
+
 def missing_names() -> list[str]:
     """The private names this torch lacks ([] on the versions of :data:`CHECKED_ON`)."""
     missing = list(_missing)

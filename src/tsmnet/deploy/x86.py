@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch._inductor.config as inductor_config
 from torch import nn
 
+from .._torch_compat import inductor_freezing
 from .calibration import calibration_clips, normalise_unit_clips
 from .modules import as_exportable
 from .report import BOUNDS
@@ -79,7 +79,7 @@ def _freezing(on: bool) -> Any:
     recompile): it folds the int8 weights and lowers the quantized convs to oneDNN's. Set as
     inductor's config around the call: ``torch.compile(options={'freezing': True})`` fails
     on torch 2.13 (``onednn.qconv_prepack`` run on fake tensors)."""
-    return inductor_config.patch(freezing=True) if on else contextlib.nullcontext()
+    return inductor_freezing() if on else contextlib.nullcontext()
 
 
 def _quantizer() -> Any:

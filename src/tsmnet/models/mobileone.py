@@ -18,8 +18,8 @@ import torch
 from mmcv.cnn import ConvModule, build_activation_layer, build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
+from .._torch_compat import BatchNormBase
 from ..weights.checkpoint import (
     LoadReport,
     load_state_dict_checked,
@@ -28,6 +28,7 @@ from ..weights.checkpoint import (
     wrap_names_of,
 )
 from .frames import check_frames_input
+from .layer_cfgs import conv_cfg_or_default
 from .mobilenet_v2 import make_divisible
 from .reparam import is_training_form, reparameterize_block, reparameterize_state_dict
 
@@ -161,7 +162,7 @@ class MobileOneBlock(BaseModule):
         self.dilation = dilation
         self.groups = groups
         self.se_cfg = se_cfg
-        self.conv_cfg = conv_cfg
+        self.conv_cfg = conv_cfg_or_default(conv_cfg)  # plain nn.Conv2d (layer_cfgs)
         self.norm_cfg = dict(type='BN') if norm_cfg is None else dict(norm_cfg)
         self.act_cfg = dict(type='ReLU') if act_cfg is None else dict(act_cfg)
         self.deploy = deploy
@@ -210,7 +211,7 @@ class MobileOneBlock(BaseModule):
             TypeError: A branch norm is not a BatchNorm (only BatchNorms fold into a conv).
         """
         norms = [b if b is self.branch_norm else b.norm for b in self.branches()]
-        if not all(isinstance(m, _BatchNorm) for m in norms):
+        if not all(isinstance(m, BatchNormBase) for m in norms):
             raise TypeError(f'switch_to_deploy needs BatchNorm branch norms (norm_cfg type BN), '
                             f'got norm_cfg={self.norm_cfg!r}')
         params = {k: v for k, v in self.state_dict().items() if not k.startswith('se.')}
@@ -327,7 +328,7 @@ class MobileOne(BaseModule):
         self.deploy = deploy
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-        self.conv_cfg = conv_cfg
+        self.conv_cfg = conv_cfg_or_default(conv_cfg)  # plain nn.Conv2d (layer_cfgs)
         self.norm_cfg = dict(type='BN') if norm_cfg is None else dict(norm_cfg)
         self.act_cfg = dict(type='ReLU') if act_cfg is None else dict(act_cfg)
         self.se_cfg = None if se_cfg is None else dict(se_cfg)
@@ -409,7 +410,7 @@ class MobileOne(BaseModule):
         self._freeze_stages()
         if mode and self.norm_eval:
             for m in self.modules():
-                if isinstance(m, _BatchNorm):
+                if isinstance(m, BatchNormBase):
                     m.eval()
         return self
 
