@@ -106,7 +106,10 @@ def test_persistent_workers_and_distributed_sampler(folder):
         return out
 
     inline = epochs(DataLoader(data, batch_size=2))
-    workers = epochs(DataLoader(data, batch_size=2, num_workers=2, persistent_workers=True))
+    # forkserver: a fork of this process, which earlier tests filled with ONNX Runtime's and
+    # OpenMP's threads, can crash in the child (fork is unsafe in a threaded process)
+    workers = epochs(DataLoader(data, batch_size=2, num_workers=2, persistent_workers=True,
+                                multiprocessing_context='forkserver'))
     for x, y in zip(inline, workers):  # the same clips whichever worker reads them
         torch.testing.assert_close(x, y, rtol=0, atol=0)
     assert inline[0].shape == (6, 4, 3, 32, 32) and not torch.equal(inline[0], inline[1])
