@@ -84,5 +84,18 @@ def import_reference_mobileone() -> tuple[type, type]:
     # MobileOneTSM module, which its backbones package skipped if MMPretrain did not import
     # when it was first loaded
     load_compat_without_tsmnet().import_mmaction_models()
-    tsm = importlib.import_module('mmaction.models.backbones.mobileone_tsm').MobileOneTSM
+    name = 'mmaction.models.backbones.mobileone_tsm'
+    if name in sys.modules:
+        return mobileone, sys.modules[name].MobileOneTSM
+    # tsmnet's drop-in (tsmnet.registry) may already hold the name MobileOneTSM in MMAction2's
+    # registry: MMAction2's module registers it unforced on import, so the name is set aside
+    # for that import and given back to whichever class held it
+    from mmaction.registry import MODELS
+
+    held = MODELS._module_dict.pop('MobileOneTSM', None)
+    try:
+        tsm = importlib.import_module(name).MobileOneTSM
+    finally:
+        if held is not None:
+            MODELS.register_module(name='MobileOneTSM', module=held, force=True)
     return mobileone, tsm
