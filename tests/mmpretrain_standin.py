@@ -14,6 +14,7 @@ import importlib.util
 import sys
 import types
 
+import torch
 from mmaction_standin import load_compat_without_tsmnet
 
 #: The torchvision modules MMPretrain imports at ``import mmpretrain.models``.
@@ -67,6 +68,9 @@ def install_torchvision_standin() -> bool:
     sys.modules['torchvision.transforms.transforms'].InterpolationMode = _InterpolationMode
     sys.modules['torchvision.transforms'].InterpolationMode = _InterpolationMode
     sys.modules['torchvision'].__version__ = '0.0.0+tsmnet-standin'
+    # what other test dependencies read of torchvision.ops when they import (ptflops maps
+    # DeformConv2d to its counter): a class no module here is an instance of
+    sys.modules['torchvision.ops'].DeformConv2d = type('DeformConv2d', (torch.nn.Module,), {})
     return True
 
 
