@@ -277,8 +277,10 @@ def test_pretrained_2d_checkpoint_loads_with_prefix_into_both_forms(tmp_path):
 def test_mmaction_drop_in_in_both_import_orders(refs, order):
     """``type='MobileOneTSM'`` builds tsmnet's class whichever of tsmnet and MMAction2's
     ``mobileone_tsm`` (which registers its own class) is imported first."""
-    first = ('import tsmnet; import_reference_mobileone()' if order == 'tsmnet-first'
-             else 'import_reference_mobileone(); import tsmnet')
+    # MMEngine is in use when tsmnet is imported (as under custom_imports=['tsmnet']): a plain
+    # ``import tsmnet`` before MMEngine registers nothing (docs/mmaction2.md)
+    first = ('import mmengine.registry; import tsmnet; import_reference_mobileone()'
+             if order == 'tsmnet-first' else 'import_reference_mobileone(); import tsmnet')
     tests = os.path.dirname(os.path.dirname(__file__))
     code = textwrap.dedent(f'''
         import sys
