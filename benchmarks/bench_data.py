@@ -1,5 +1,6 @@
 """Training data and ``tsmnet finetune``'s memory: ``python benchmarks/bench_data.py
-[--videos 16] [--workers 2] [--repeats 3] [--rss-only | --loader-only] [--long-minutes 10]``.
+[--videos 16] [--workers 2] [--repeats 3] [--rss-only | --loader-only | --epoch-only]
+[--long-minutes 10] [--epoch-videos 64]``.
 
 (a) Train loader clips/s, side by side in one run, same videos (written here: 340x256 H.264,
     5 s at 30 fps, like resized Kinetics clips), same workers, batch 8, T=8: tsmnet's
@@ -12,6 +13,12 @@
 (b) ``tsmnet finetune`` peak RSS (``ru_maxrss`` of the process, ``--workers 0`` so that all
     decoding happens in it) for 20 and for 200 short videos, and for one long video
     (``--long-minutes``, 640x272 at 25 fps): ratios to the 20-video run.
+(c) One epoch of ``tsmnet finetune`` against MMAction2's ``tools/train.py`` (through ``tsmnet
+    train``, a config inheriting MMAction2's MobileNetV2-TSM config), each a fresh process, on
+    the same videos (``--epoch-videos``, 340x256, 5 s, two classes), the same model
+    (MobileNetV2-TSM from scratch at 112, T=8, 2 classes), batch 8, SGD, the same workers and
+    ``OMP_NUM_THREADS``; no validation. Wall time of the whole command (start-up included),
+    interleaved repeats; the figure is the median per-repeat ratio (tsmnet / MMAction2).
 
 Prints the JSON report on the last line. Never collected by pytest.
 """
@@ -34,6 +41,8 @@ import torch
 from tsmnet.benchmark.harness import Timer, interleaved, loadavg, machine, medians, ratio, spread
 
 R50 = 'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb'
+MNV2 = 'tsm_imagenet-pretrained-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb'
+CONFIGS = Path(__file__).resolve().parent.parent / 'configs' / 'tsm'
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 TRAIN_PIPELINE = [
     dict(type='DecordInit'),
@@ -151,6 +160,62 @@ def rss_figures(tmp: Path, long_minutes: float) -> dict:
                                                      for k, v in runs.items()}}
 
 
+# (c)'s MMAction2 side: tsmnet's MobileNetV2-TSM config (MMAction2's, with the drop-in),
+# from scratch, on the benchmark's videos, with the same pipeline at 112 as tsmnet finetune's
+# --size 112 (short side 128, MultiScaleCrop 112, Resize 112, Flip 0.5)
+EPOCH_CONFIG = """
+_base_ = {base!r}
+model = dict(backbone=dict(pretrained=None), cls_head=dict(num_classes=2))
+train_pipeline = [
+    dict(type='DecordInit'),
+    dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=8),
+    dict(type='DecordDecode'), dict(type='Resize', scale=(-1, 128)),
+    dict(type='MultiScaleCrop', input_size=112, scales=(1, 0.875, 0.75, 0.66),
+         random_crop=False, max_wh_scale_gap=1, num_fixed_crops=13),
+    dict(type='Resize', scale=(112, 112), keep_ratio=False),
+    dict(type='Flip', flip_ratio=0.5), dict(type='FormatShape', input_format='NCHW'),
+    dict(type='PackActionInputs')]
+train_dataloader = dict(batch_size={batch}, num_workers={workers}, persistent_workers=True,
+                        dataset=dict(ann_file={ann!r}, data_prefix=dict(video={root!r}),
+                                     pipeline=train_pipeline))
+val_dataloader = val_cfg = val_evaluator = None
+test_dataloader = test_cfg = test_evaluator = None
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1, val_begin=1, val_interval=1)
+param_scheduler = []
+optim_wrapper = dict(optimizer=dict(lr=0.01, momentum=0.9, weight_decay=1e-4))
+default_hooks = dict(checkpoint=dict(interval=1, save_best=None))
+"""
+
+
+def epoch_figures(root: Path, tmp: Path, workers: int, repeats: int, batch: int = 8) -> dict:
+    ann = root / 'ann.txt'
+    paths = sorted(root.glob('*/*.mp4'))
+    ann.write_text(''.join(f'{p.relative_to(root)} {"ab".index(p.parent.name)}\n'
+                           for p in paths))
+    config = tmp / 'epoch_config.py'
+    config.write_text(EPOCH_CONFIG.format(
+        base=str(CONFIGS / 'tsm_tsmnet-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb.py'),
+        batch=batch, workers=workers, ann=str(ann), root=str(root)))
+    env = {**os.environ, 'OMP_NUM_THREADS': '2'}
+    commands = {
+        'tsmnet': [sys.executable, '-m', 'tsmnet', 'finetune', str(root), '--model', MNV2,
+                   '--weights', 'none', '--size', '112', '--epochs', '1', '--batch', str(batch),
+                   '--workers', str(workers), '--threads', '2', '--val-split', '0', '--flip',
+                   '--optimizer', 'sgd', '--lr', '0.01', '--quiet', '--out', str(tmp / 'ft')],
+        'mmaction2': [sys.executable, '-m', 'tsmnet', 'train', str(config), '--work-dir',
+                      str(tmp / 'work')]}
+
+    def command(name):
+        def run():
+            subprocess.run(commands[name], check=True, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        return run
+    times = interleaved(Timer(), {k: command(k) for k in commands}, repeats, inner=1)
+    return {'videos': len(paths), 'workers': workers, 'batch': batch,
+            'seconds': medians(times), 'ratio': ratio(times, 'tsmnet', 'mmaction2'),
+            'ratio_quartiles': sorted(spread(times, 'tsmnet', 'mmaction2'))}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--videos', type=int, default=16)
@@ -160,6 +225,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument('--long-minutes', type=float, default=10.0)
     parser.add_argument('--loader-only', action='store_true')
     parser.add_argument('--rss-only', action='store_true')
+    parser.add_argument('--epoch-only', action='store_true')
+    parser.add_argument('--epoch-videos', type=int, default=64)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     report: dict = {'machine': machine(), 'cores': os.cpu_count(), 'torch': torch.__version__,
@@ -167,11 +234,15 @@ def main(argv: list[str] | None = None) -> dict:
     tic = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if not args.rss_only:
+        only = args.loader_only or args.rss_only or args.epoch_only
+        if args.loader_only or not only:
             root = write_classes(tmp / 'loader', args.videos, 150, 256, 340)
             report['loader'] = loader_figures(root, args.workers, args.repeats)
-        if not args.loader_only:
+        if args.rss_only or not only:
             report['finetune_rss'] = rss_figures(tmp, args.long_minutes)
+        if args.epoch_only or not only:
+            root = write_classes(tmp / 'epoch', args.epoch_videos, 150, 256, 340)
+            report['epoch'] = epoch_figures(root, tmp, args.workers, args.repeats)
     report.update(loadavg_end=loadavg(), seconds=round(time.perf_counter() - tic, 1),
                   self_peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
     print(json.dumps(report))

@@ -93,6 +93,27 @@ def test_a_stale_lock_left_by_a_killed_build_is_removed(cache):
     assert not (folder / 'lock').exists()
 
 
+@pytest.mark.slow
+def test_another_checkout_of_the_same_sources_reuses_the_build(cache, tmp_path):
+    """Runs after the build above: a second copy of tsmnet (another venv, a git worktree)
+    loads the same build; ninja would rebuild if it compiled from each copy's own path."""
+    if native.kernels() is None:
+        pytest.skip(f'the kernels cannot be built here: {native.why_not()}')
+    import shutil
+
+    import tsmnet
+    folder = next(cache.glob(f'*/{native.build_name()}'), None) or cache / native.build_name()
+    library = folder / f'{native.build_name()}.so'
+    built = library.stat().st_mtime_ns
+    shutil.copytree(Path(tsmnet.__file__).parent, tmp_path / 'tsmnet',
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    env = _env(TORCH_EXTENSIONS_DIR=str(cache), PYTHONPATH=str(tmp_path))
+    used, _, out = _finish(_start(env), timeout=120)
+    assert used, out
+    assert 'building the native shift kernels' not in out
+    assert library.stat().st_mtime_ns == built, 'the second checkout rebuilt the kernels'
+
+
 def test_a_cache_that_cannot_be_written_falls_back_at_once():
     # root ignores file modes: a folder under /proc cannot be created even by root
     start = time.monotonic()

@@ -51,6 +51,7 @@ from .spec import ShiftSpec, dense_frames, frames_layout, is_lazy_view
 NAME = 'native'
 SOURCE = Path(__file__).with_name('csrc') / 'shift.cpp'
 BINDING = SOURCE.with_name('binding.cpp')  # shift_copy as a Python function (see there)
+CFLAGS = ('-O3', '-fopenmp')
 ENV_SWITCH = 'TSMNET_NATIVE'
 ENV_TIMEOUT = 'TSMNET_NATIVE_BUILD_TIMEOUT'
 DEFAULT_TIMEOUT_S = 300.0
@@ -240,8 +241,8 @@ def _build() -> None:
                     print_log('tsmnet: building the native shift kernels, once per torch '
                               'version (10-20 s)', logger='current')
                 module = cpp_extension.load(
-                    name, [str(SOURCE), str(BINDING)], is_python_module=True,
-                    build_directory=str(folder), extra_cflags=['-O3', '-fopenmp'],
+                    name, [str(p) for p in _sources_in(folder)], is_python_module=True,
+                    build_directory=str(folder), extra_cflags=list(CFLAGS),
                     extra_ldflags=['-fopenmp'])
             ops = torch.ops.tsmnet
             ops.shift_copy  # noqa: B018  (raises if the library did not register)
@@ -255,12 +256,26 @@ def _build() -> None:
             _fail(f'{type(err).__name__}: {err}'.strip())
 
 
+def _sources_in(folder: Path) -> tuple[Path, Path]:
+    """Copies of the C++ sources inside the build folder. Ninja rebuilds when a source's
+    path changes, so building from the installed files would rebuild (10-80 s) each time
+    another checkout of the same sources (another venv, a git worktree) used the cache."""
+    copies = []
+    for source in (SOURCE, BINDING):
+        copy = folder / 'sources' / source.name
+        if not copy.is_file() or copy.read_bytes() != source.read_bytes():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(source.read_bytes())
+        copies.append(copy)
+    return copies[0], copies[1]
+
+
 def build_name() -> str:
-    """The extension's name: one build per source and torch version (torch keys its cache
-    folder on the name)."""
+    """The extension's name: one build per source, flags and torch version (torch keys its
+    cache folder on the name)."""
     return 'tsmnet_shift_' + hashlib.sha256(
-        SOURCE.read_bytes() + BINDING.read_bytes() + torch.__version__.encode()
-    ).hexdigest()[:12]
+        SOURCE.read_bytes() + BINDING.read_bytes() + ' '.join(CFLAGS).encode()
+        + torch.__version__.encode()).hexdigest()[:12]
 
 
 def _missing_tools(cpp_extension: Any) -> str:
