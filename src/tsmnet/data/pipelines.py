@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+from torch.utils.data import get_worker_info
 
 from ..video import TestProtocol, VideoTransform, read_frames
 from ..video import transforms as vt
@@ -26,9 +27,15 @@ STD = (58.395, 57.12, 57.375)
 
 
 def read_indices(path: str | os.PathLike, indices: np.ndarray) -> np.ndarray:
-    """Decode frames ``indices`` of a video (each distinct frame once): ``[len, H, W, 3]``."""
+    """Decode frames ``indices`` of a video (each distinct frame once): ``[len, H, W, 3]``.
+
+    In a DataLoader worker the decoder gets one thread (as decord's ``num_threads=1`` in
+    MMAction2's workers): the workers already decode in parallel, and FFmpeg's choice (a
+    thread per core in each worker) would take the cores from the training step.
+    """
     unique, inverse = np.unique(indices, return_inverse=True)
-    return vt.as_rgb(read_frames(path, unique))[inverse.reshape(-1)]
+    threads = 1 if get_worker_info() is not None else 0
+    return vt.as_rgb(read_frames(path, unique, threads=threads))[inverse.reshape(-1)]
 
 
 @dataclass(frozen=True)

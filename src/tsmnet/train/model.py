@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from ..models.factory import BACKBONES, create_model
-from ..models.head import TSMHead
+from ..models.factory import create_model
 from ..models.recognizer import Recognizer
 from ..weights.zoo import weights
 
@@ -26,27 +25,13 @@ def build_architecture(name: str, num_classes: int | None = None, *, depth: int 
         shift_mode: ``'causal'`` shifts one fold from the past only (streamable).
         **head_kwargs: :class:`TSMHead` arguments (``dropout_ratio``...).
     """
-    entry = weights(name)
-    arch = entry.architecture
-    backbone_kwargs, head_args = dict(arch['backbone']), dict(arch['cls_head'])
-    backbone_cls = BACKBONES[backbone_kwargs.pop('type')]
-    head_args.pop('type')
-    if depth is not None:
-        if 'depth' not in backbone_kwargs:
-            raise ValueError(f'{name} is a {backbone_cls.__name__}: it has no depth')
-        backbone_kwargs['depth'] = depth
-    if is_shift is not None:
-        backbone_kwargs['is_shift'] = head_args['is_shift'] = is_shift
-    if shift_mode is not None:
-        backbone_kwargs['shift_mode'] = shift_mode
-    backbone_kwargs['pretrained'] = None
-    backbone = backbone_cls(**backbone_kwargs)
-    head_args.update(in_channels=backbone.feat_dim, **head_kwargs)
-    if num_classes is not None:
-        head_args['num_classes'] = num_classes
-    model = Recognizer(backbone, TSMHead(**head_args))
-    model.init_weights()
-    return model
+    changes = {k: v for k, v in (('depth', depth), ('is_shift', is_shift),
+                                   ('shift_mode', shift_mode)) if v is not None}
+    backbone = weights(name).architecture['backbone']
+    if depth is not None and 'depth' not in backbone:
+        raise ValueError(f"{name} is a {backbone['type']}: it has no depth")
+    # the one builder: the head follows the backbone (in_channels, T, is_shift)
+    return create_model(name, num_classes=num_classes, **changes, **head_kwargs)
 
 
 def build_model(name: str, num_classes: int, weights_source: str | None = None,
