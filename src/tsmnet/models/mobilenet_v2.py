@@ -17,10 +17,10 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.utils import checkpoint as cp
 
-from .._torch_compat import BatchNormBase
 from ..archs import MOBILENET_V2_STAGES
 from ..weights.checkpoint import load_pretrained, unwrapped_keys
 from .frames import check_frames_input
+from .frozen_stages import FrozenStages
 from .init_log import init_info_at_debug
 from .layer_cfgs import act_cfg_or_default, conv_cfg_or_default, norm_cfg_or_default
 
@@ -91,7 +91,7 @@ class InvertedResidual(nn.Module):
         return self._inner(x)
 
 
-class MobileNetV2(BaseModule):
+class MobileNetV2(FrozenStages, BaseModule):
     """MobileNetV2 backbone, argument for argument and key for key MMAction2 1.2.0's.
 
     Stages are ``layer1`` ... ``layer7`` (inverted residuals) and ``conv2`` (1x1 to 1280
@@ -235,27 +235,9 @@ class MobileNetV2(BaseModule):
                 outs.append(x)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages >= 0:
-            self.conv1.eval()
-            for param in self.conv1.parameters():
-                param.requires_grad = False
-        for name in self.layers[:max(self.frozen_stages, 0)]:
-            stage = getattr(self, name)
-            stage.eval()
-            for param in stage.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> MobileNetV2:
-        """Set train/eval mode, keeping frozen stages and (``norm_eval``) BNs in eval.
-        Returns ``self``, like every ``nn.Module`` (MMAction2's returns None)."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, BatchNormBase):
-                    m.eval()
-        return self
+    def _frozen_modules(self) -> list[nn.Module]:
+        return ([self.conv1] if self.frozen_stages >= 0 else []) + \
+            [getattr(self, name) for name in self.layers[:max(self.frozen_stages, 0)]]
 
 
 #: Widths tried first when reading ``widen_factor`` off a checkpoint (the published ones).

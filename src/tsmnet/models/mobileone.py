@@ -28,6 +28,7 @@ from ..weights.checkpoint import (
     wrap_names_of,
 )
 from .frames import check_frames_input
+from .frozen_stages import FrozenStages
 from .layer_cfgs import conv_cfg_or_default
 from .mobilenet_v2 import make_divisible
 from .reparam import is_training_form, reparameterize_block, reparameterize_state_dict
@@ -272,7 +273,7 @@ def _check_out_indices(out_indices: int | Sequence[int]) -> list[int]:
     return checked
 
 
-class MobileOne(BaseModule):
+class MobileOne(FrozenStages, BaseModule):
     """MobileOne backbone, argument for argument and key for key MMPretrain 1.2.0's.
 
     ``stage0`` (a 3x3 stride-2 block) then ``stage1`` ... ``stage4``, each a sequence of
@@ -395,24 +396,9 @@ class MobileOne(BaseModule):
             return outs[0]
         return tuple(outs)
 
-    def _freeze_stages(self) -> None:
-        frozen = ([self.stage0] if self.frozen_stages >= 0 else []) + \
+    def _frozen_modules(self) -> list[nn.Module]:
+        return ([self.stage0] if self.frozen_stages >= 0 else []) + \
             [getattr(self, name) for name in self.stages[:max(self.frozen_stages, 0)]]
-        for stage in frozen:
-            stage.eval()
-            for param in stage.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> MobileOne:
-        """Set train/eval mode, keeping frozen stages and (``norm_eval``) BNs in eval.
-        Returns ``self``, like every ``nn.Module`` (MMPretrain's returns None)."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, BatchNormBase):
-                    m.eval()
-        return self
 
     def switch_to_deploy(self) -> MobileOne:
         """Fold every block's branches into one conv (the deploy form; equal in eval mode).

@@ -18,9 +18,9 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.utils import checkpoint as cp
 
-from .._torch_compat import BatchNormBase
 from ..archs import RESNET_ARCHS, STEM_CHANNELS
 from ..weights.checkpoint import load_pretrained, unwrapped_keys
+from .frozen_stages import FrozenStages
 from .init_log import init_info_at_debug
 from .layer_cfgs import act_cfg_or_default, conv_cfg_or_default, norm_cfg_or_default
 
@@ -158,7 +158,7 @@ def make_res_layer(block: type[BasicBlock] | type[Bottleneck], inplanes: int, pl
     return nn.Sequential(*layers)
 
 
-class ResNet(BaseModule):
+class ResNet(FrozenStages, BaseModule):
     """ResNet backbone, argument for argument and key for key MMAction2 1.2.0's ``ResNet``.
 
     Args:
@@ -316,16 +316,9 @@ class ResNet(BaseModule):
                 outs.append(x)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages >= 0:
-            self.conv1.bn.eval()
-            for param in self.conv1.parameters():
-                param.requires_grad = False
-        for i in range(1, self.frozen_stages + 1):
-            stage = getattr(self, f'layer{i}')
-            stage.eval()
-            for param in stage.parameters():
-                param.requires_grad = False
+    def _frozen_modules(self) -> list[nn.Module]:
+        return ([self.conv1] if self.frozen_stages >= 0 else []) + \
+            [getattr(self, f'layer{i}') for i in range(1, self.frozen_stages + 1)]
 
     def _partial_bn(self) -> None:
         print_log('Freezing BatchNorm2D except the first one.', logger='current',
@@ -340,11 +333,6 @@ class ResNet(BaseModule):
         """Set train/eval mode, keeping frozen stages and ``norm_eval``/``partial_bn`` BNs in
         eval. Returns ``self``, like every ``nn.Module``."""
         super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, BatchNormBase):
-                    m.eval()
         if mode and self.partial_bn:
             self._partial_bn()
         return self
