@@ -41,7 +41,7 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     'stream': (BELOW_MODELS | {'models', 'fuse'}, {'weights.conversion'}),
     'registry': (BELOW_MODELS | {'mmaction_compat', 'models'}, {'weights.conversion'}),
     'engine': ({'registry'}, set()),
-    'models': (BELOW_MODELS | {'models'}, {'weights.conversion'}),
+    'models': (BELOW_MODELS | {'models', 'video'}, {'weights.conversion'}),  # video: TestProtocol
     'fuse': ({'_torch_compat', 'layers', 'shift'}, set()),
     'layers': ({'_torch_compat', 'shift'}, set()),
     # weights: loading, safe unpickling, named weights; the conversion behind ``tsmnet
