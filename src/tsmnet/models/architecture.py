@@ -26,6 +26,7 @@ from torch import nn
 
 from .head import AvgConsensus, CrossEntropyLoss, TSMHead
 from .mobilenet_v2_tsm import MobileNetV2TSM
+from .mobileone import ARCH_ZOO
 from .mobileone_tsm import MobileOneTSM
 from .resnet_tsm import ResNetTSM
 
@@ -82,6 +83,9 @@ def describe_backbone(backbone: nn.Module) -> dict[str, Any]:
     for arg in constructor_args(type(backbone)):
         if arg not in _NOT_ARCHITECTURE and hasattr(backbone, arg):
             args[arg] = _plain(getattr(backbone, arg), f'{name}.{arg}')
+    if isinstance(backbone, MobileOneTSM):  # the zoo's name ('s4') of an expanded arch
+        args['arch'] = next((key for key, value in ARCH_ZOO.items()
+                             if _plain(dict(value), 'arch') == args['arch']), args['arch'])
     return args
 
 
