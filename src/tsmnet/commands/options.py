@@ -16,8 +16,11 @@ from typing import Any
 
 from .errors import CommandError
 
-__all__ = ['DeprecatedAlias', 'add_deprecated', 'add_json', 'add_model', 'add_threads',
-           'add_weights', 'set_threads', 'write_json']
+# the zoo model a command starts from when --model is not given (a ResNet-50 on Kinetics-400)
+DEFAULT_MODEL = 'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb'
+
+__all__ = ['DEFAULT_MODEL', 'DeprecatedAlias', 'add_deprecated', 'add_json', 'add_model',
+           'add_threads', 'add_weights', 'set_threads', 'write_json']
 
 
 class DeprecatedAlias(argparse.Action):
