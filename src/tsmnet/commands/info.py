@@ -247,6 +247,11 @@ def describe_model(target: str, size: int | None = None, flops: bool = True) -> 
     return info
 
 
+def _any_flag(value: Any) -> bool:
+    """Whether a (nested) list of 0/1 flags holds a 1."""
+    return any(map(_any_flag, value)) if isinstance(value, (list, tuple)) else bool(value)
+
+
 def format_model(info: dict[str, Any]) -> str:
     arch = info['architecture']
     backbone = arch['backbone']
@@ -258,8 +263,7 @@ def format_model(info: dict[str, Any]) -> str:
     lines = [info['source'],
              f"  {backbone['type']} ({shape}), {shift}, T={info['num_segments']}"
              + (', temporal pool' if backbone.get('temporal_pool') else '')
-             + (', non-local blocks' if any(map(any, backbone.get('non_local') or [[0]]))
-                else ''),
+             + (', non-local blocks' if _any_flag(backbone.get('non_local')) else ''),
              f"  head: {info['num_classes']} classes, dropout "
              f"{arch['cls_head']['dropout_ratio']}, views averaged by "
              f"{arch['cls_head']['average_clips']}"]
