@@ -236,3 +236,29 @@ def test_save_bad_input(tmp_path):
         tsmnet.save(model, tmp_path / 'x.pth', classes=['a', 'b'])
     with pytest.raises(ValueError, match='format must be'):
         tsmnet.save(model, tmp_path / 'x.pth', format='onnx')
+
+
+def test_hugging_face_mixin_round_trip(tmp_path):
+    """A ``PyTorchModelHubMixin`` subclass of Recognizer saves and loads itself (its config is
+    the ``architecture``, ``class_names`` and ``protocol`` arguments), reads a folder of
+    ``tsmnet.save``, and ``tsmnet.load`` reads its folder."""
+    hub = pytest.importorskip('huggingface_hub')
+
+    class HubRecognizer(Recognizer, hub.PyTorchModelHubMixin):
+        pass
+
+    model = _tiny()
+    wrapped = HubRecognizer(architecture=model.architecture(), class_names=CLASSES,
+                            protocol={'crop_size': 32, 'resize_short': 36})
+    wrapped.load_state_dict(model.state_dict())
+    wrapped.save_pretrained(tmp_path / 'hub')
+    again = HubRecognizer.from_pretrained(tmp_path / 'hub').eval()
+    loaded = tsmnet.load(tmp_path / 'hub')
+    tsmnet.save(model, tmp_path / 'ours', classes=CLASSES)
+    ours = HubRecognizer.from_pretrained(tmp_path / 'ours').eval()
+    with torch.no_grad():
+        expected = model(_clips())
+        for other in (again, loaded, ours):
+            assert torch.equal(other(_clips()), expected)
+            assert other.class_names == CLASSES
+    assert again.protocol.crop_size == 32 and loaded.protocol.crop_size == 32
