@@ -30,7 +30,7 @@ BELOW_MODELS = {'_torch_compat', '_version', 'archs', 'fileio', 'layers', 'shift
 RULES: dict[str, tuple[set[str], set[str]]] = {
     '': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo', 'train'}, set()),
     '__main__': ({'cli'}, set()),
-    'cli': ({'commands'}, set()),
+    'cli': ({'commands', '_version'}, set()),
     'commands': (EVERYTHING - {'__main__', 'cli'}, set()),
     'demo': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'deploy'}, set()),
     'deploy': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo'}, set()),
