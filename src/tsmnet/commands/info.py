@@ -27,7 +27,7 @@ from typing import Any
 
 from ..archs import RESNET_ARCHS, RESNET_DEPTHS
 from .errors import CommandParser, report
-from .options import write_json
+from .options import add_threads, set_threads, write_json
 
 NON_LOCAL_MODES = ('dot_product', 'embedded_gaussian', 'gaussian')
 BACKBONE_TYPES = ('ResNetTSM', 'tsmnet.ResNetTSM')
@@ -182,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
     import tsmnet.weights.zoo
 
     args.size = args.size_given or 224
+    set_threads(args.threads)
 
     if args.backends:
         status = tsmnet.shift.backend_status()
@@ -321,6 +322,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--no-flops', action='store_true', help='skip counting FLOPs')
     parser.add_argument('--json', nargs='?', const='-', default=None, dest='json_path',
                         metavar='PATH|-', help='write JSON to PATH, or print it (-, or no PATH)')
+    add_threads(parser)
     parser.add_argument('--backends', action='store_true',
                         help='say which shift backends are available here, and why not')
     parser.set_defaults(func=run)
