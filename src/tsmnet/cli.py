@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -47,6 +48,15 @@ def _chosen(argv: Sequence[str] | None) -> str | None:
     return None
 
 
+def plain_words(text: str) -> str:
+    """A command's docstring as help text: reStructuredText markup removed (``:func:`x```,
+    double backquotes, ``Examples::``)."""
+    # :func:`~tsmnet.models.saving.load` -> load; :func:`tsmnet.load` -> tsmnet.load
+    text = re.sub(r':[a-z]+:`(~?)([^`]+)`',
+                  lambda m: m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2), text)
+    return text.replace('``', '').replace('::\n', ':\n')
+
+
 def build_parser(argv: Sequence[str] | None = None, *, full: bool | None = None
                  ) -> argparse.ArgumentParser:
     """The ``tsmnet`` parser.
@@ -71,6 +81,8 @@ def build_parser(argv: Sequence[str] | None = None, *, full: bool | None = None
         else:
             subparsers.add_parser(name, help=text)
     for name, sub in subparsers.choices.items():
+        if sub.description:
+            sub.description = plain_words(sub.description)
         if name not in PASS_THROUGH:
             # SUPPRESS: given after the command it sets the flag; absent, it keeps the global one
             sub.add_argument('--debug', action='store_true', default=argparse.SUPPRESS,

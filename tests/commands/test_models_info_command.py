@@ -80,3 +80,15 @@ def test_help_does_not_import_torch(command):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'usage: tsmnet' in proc.stdout
+
+
+def test_help_is_plain_words():
+    """No reStructuredText markup in any command's help."""
+    from tsmnet.cli import build_parser, plain_words
+
+    assert plain_words(':func:`~tsmnet.models.saving.load` and ``--size``\nExamples::\n') == \
+        'load and --size\nExamples:\n'
+    subparsers = next(a for a in build_parser()._actions if a.dest == 'command')
+    for name, parser in subparsers.choices.items():
+        text = parser.format_help()
+        assert '``' not in text and ':func:' not in text and '::\n' not in text, name
