@@ -34,6 +34,8 @@ CASES = [
     ('demo', 'bad value', lambda f: ['demo', '--steps', '0']),
     ('demo', 'bad value', lambda f: ['demo', '--depth', '7']),
     ('demo', 'wrong kind', lambda f: ['demo', '--steps', '1', '--out', str(f['text'])]),
+    ('models', 'bad value', lambda f: ['models', 'no-such-model-anywhere']),
+    ('models', 'wrong kind', lambda f: ['models', '--json', str(f['folder'])]),
     ('info', 'missing file', lambda f: ['info', str(f['missing'])]),
     ('info', 'bad value', lambda f: ['info', '--depth', '7']),
     ('info', 'wrong kind', lambda f: ['info', str(f['not_config'])]),
@@ -50,7 +52,7 @@ CASES = [
     ('stream', 'wrong kind', lambda f: ['stream', str(f['text']), '--depth', '18',
                                         '--size', '32']),
     ('export', 'missing file', lambda f: ['export', str(f['dir'] / 'm.onnx'), '--backbone',
-                                          'resnet18', '--checkpoint', str(f['missing'])]),
+                                          'resnet18', '--weights', str(f['missing'])]),
     ('export', 'bad value', lambda f: ['export', str(f['dir'] / 'm.onnx'), '--size', '8']),
     ('export', 'wrong kind', lambda f: ['export', str(f['dir'] / 'm.onnx'), '--backbone',
                                         'resnet18', '--format', 'onnx-int8', '--calibration',
@@ -78,8 +80,9 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess:
 def test_every_command_is_driven() -> None:
     for kind in ('bad value', 'wrong kind'):
         assert {c for c, k, _ in CASES if k == kind} == set(COMMANDS), kind
-    # demo and bench read no input file: their missing-file case does not exist
-    assert {c for c, k, _ in CASES if k == 'missing file'} == set(COMMANDS) - {'demo', 'bench'}
+    # demo, bench and models read no input file: their missing-file case does not exist
+    assert {c for c, k, _ in CASES if k == 'missing file'} == \
+        set(COMMANDS) - {'demo', 'bench', 'models'}
 
 
 @pytest.mark.parametrize('command, kind, argv', CASES,

@@ -30,7 +30,7 @@ BELOW_MODELS = {'_torch_compat', '_version', 'archs', 'fileio', 'layers', 'shift
 RULES: dict[str, tuple[set[str], set[str]]] = {
     '': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo', 'train'}, set()),
     '__main__': ({'cli'}, set()),
-    'cli': ({'commands'}, set()),
+    'cli': ({'commands', '_version'}, set()),
     'commands': (EVERYTHING - {'__main__', 'cli'}, set()),
     'demo': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'deploy'}, set()),
     'deploy': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo'}, set()),
@@ -41,7 +41,7 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     'stream': (BELOW_MODELS | {'models', 'fuse'}, {'weights.conversion'}),
     'registry': (BELOW_MODELS | {'mmaction_compat', 'models'}, {'weights.conversion'}),
     'engine': ({'registry'}, set()),
-    'models': (BELOW_MODELS | {'models'}, {'weights.conversion'}),
+    'models': (BELOW_MODELS | {'models', 'video'}, {'weights.conversion'}),  # video: TestProtocol
     'fuse': ({'_torch_compat', 'layers', 'shift'}, set()),
     'layers': ({'_torch_compat', 'shift'}, set()),
     # weights: loading, safe unpickling, named weights; the conversion behind ``tsmnet

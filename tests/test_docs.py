@@ -125,3 +125,18 @@ def test_training_page_python_blocks_run(tmp_path, monkeypatch) -> None:
     for code in blocks:
         exec(compile(code, str(page), 'exec'), namespace)
     assert Path(namespace['result'].files['checkpoint']).is_file()
+
+
+@pytest.mark.slow
+def test_saving_page_python_blocks_run(tmp_path, monkeypatch) -> None:
+    """docs/saving.md's examples run, in order, in one namespace (the Hub block uses the model
+    of the first), writing their files in a temporary folder."""
+    pytest.importorskip('huggingface_hub')
+    monkeypatch.chdir(tmp_path)
+    page = ROOT / 'docs' / 'saving.md'
+    blocks = [code for lang, code in FENCE.findall(page.read_text()) if lang == 'python']
+    assert len(blocks) == 2
+    namespace = {'__name__': '__docs__'}
+    for code in blocks:
+        exec(compile(code, str(page), 'exec'), namespace)
+    assert (tmp_path / 'tiny' / 'config.json').is_file()

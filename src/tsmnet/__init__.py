@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs follow; at run time, __getattr_
     from .models.factory import create_model, list_models
     from .models.head import TSMHead
     from .models.recognizer import Recognizer
+    from .models.saving import load, save
     from .shift import temporal_shift, temporal_shift_reference
     from .stream import TSMStream
     from .weights.zoo import get_weights
@@ -40,7 +41,7 @@ _LAZY: dict[str, str] = {
     'TemporalShift': '.layers', 'Recognizer': '.models.recognizer', 'TSMHead': '.models.head',
     'TSMStream': '.stream', 'create_model': '.models.factory', 'list_models': '.models.factory',
     'export': '.deploy.api', 'quantize': '.deploy.x86', 'fuse_conv_bn': '.fuse',
-    'get_weights': '.weights.zoo',
+    'get_weights': '.weights.zoo', 'load': '.models.saving', 'save': '.models.saving',
     'temporal_shift': '.shift', 'temporal_shift_reference': '.shift',
 }
 _SUBMODULES = ('deploy', 'registry', 'shift', 'weights')
@@ -48,7 +49,8 @@ _SUBMODULES = ('deploy', 'registry', 'shift', 'weights')
 __all__ = ['MobileNetV2', 'MobileNetV2TSM', 'MobileOne', 'MobileOneTSM', 'NL3DWrapper',
            'Recognizer', 'ResNet', 'ResNetTSM', 'TSMHead', 'TSMStream', 'TemporalPool',
            'TemporalShift', '__version__', 'create_model', 'deploy', 'export', 'fuse_conv_bn',
-           'get_weights', 'list_models', 'quantize', 'registry', 'shift', 'temporal_shift',
+           'get_weights', 'list_models', 'load', 'quantize', 'registry', 'save', 'shift',
+           'temporal_shift',
            'temporal_shift_reference', 'weights']
 
 

@@ -71,7 +71,7 @@ def test_checkpoint_loads_into_mmaction(data_dir, tmp_path, mmaction_models):
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
-    from tsmnet.commands.predict import build_architecture
+    import tsmnet
 
     _finetune(data_dir, tmp_path / 'ft', '--epochs', '1')
     ckpt = tmp_path / 'ft' / 'checkpoint.pth'
@@ -84,8 +84,7 @@ def test_checkpoint_loads_into_mmaction(data_dir, tmp_path, mmaction_models):
         data_preprocessor=dict(type='ActionDataPreprocessor', mean=[123.675, 116.28, 103.53],
                                std=[58.395, 57.12, 57.375], format_shape='NCHW')))
     load_checkpoint(theirs, str(ckpt), strict=True)
-    ours = build_architecture(R50, 2, depth=18, dropout_ratio=0.0)
-    ours.load_checkpoint(str(ckpt))
+    ours = tsmnet.load(str(ckpt))  # the checkpoint describes its model
     clips = torch.randn(2, 8, 3, 32, 32)
     with torch.no_grad():
         theirs.eval()
@@ -139,8 +138,8 @@ def test_video_folder_split_is_stratified(data_dir):
 def test_partial_bn_freezes_all_but_the_first_norm():
     from torch import nn
 
-    from tsmnet.commands.predict import build_architecture
     from tsmnet.train import apply_partial_bn
+    from tsmnet.train.model import build_architecture
 
     model = build_architecture(R50, 2, depth=18).train()
     apply_partial_bn(model)

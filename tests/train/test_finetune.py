@@ -85,7 +85,10 @@ def test_amp_and_causal_shift_train_and_predict_reads_them(data_dir, tmp_path):
                               shift_mode='causal', workers=1))
     assert result.history[0].train_loss > 0
     meta = torch.load(tmp_path / 'ft' / 'checkpoint.pth', weights_only=True)['meta']
-    assert meta['tsmnet']['architecture'] == {'depth': 18, 'shift_mode': 'causal'}
+    backbone = meta['tsmnet']['architecture']['backbone']  # self-describing (tsmnet.save's)
+    assert (backbone['depth'], backbone['shift_mode']) == (18, 'causal')
+    assert meta['tsmnet']['class_names'] == ['left', 'right']
+    assert meta['tsmnet']['protocol']['crop_size'] == 32
     video = sorted((data_dir / 'left').iterdir())[0]
     assert main(['predict', str(video), '--model', R50, '--weights',
                  str(tmp_path / 'ft' / 'checkpoint.pth')]) == 0

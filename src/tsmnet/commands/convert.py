@@ -28,11 +28,13 @@ from ..weights.conversion import (
 )
 from ..weights.keymap import SOURCE_FORMATS
 from .errors import CommandError
+from .options import add_threads, set_threads
 
 __all__ = ['Conversion', 'add_parser', 'convert_checkpoint', 'run', 'save_conversion']
 
 
 def run(args: argparse.Namespace) -> int:
+    set_threads(args.threads)  # the converted file is checked against the model it is for
     conversion = convert_checkpoint(
         args.src, args.source_format, depth=args.depth, in_channels=args.in_channels,
         shift_place=args.shift_place, is_shift=not args.no_shift,
@@ -72,5 +74,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--allow-partial', action='store_true',
                         help='write the keys that fit even if some are missing, unexpected '
                              'or of another shape')
+    add_threads(parser)
     parser.set_defaults(func=run)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..archs import RESNET_DEPTHS
 from .errors import CommandError
+from .options import add_threads, set_threads
 
 DESCRIPTION = """\
 Make a synthetic video task (an object moving right or left; a clip of one class is a clip
@@ -37,6 +38,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help='validation clips, each also played backwards')
     parser.add_argument('--out', default=d.out, help='output folder')
     parser.add_argument('--device', default=d.device, help="torch device, e.g. 'cuda'")
+    add_threads(parser)
     parser.add_argument('--seed', type=int, default=d.seed, help='seed of data and weights')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--online', action='store_true',
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from ..demo.config import DemoConfig
     from ..demo.train import format_table, run_demo
 
+    set_threads(args.threads)
     try:
         cfg = DemoConfig(steps=args.steps, depth=args.depth, num_segments=args.num_segments,
                          size=args.size, batch_size=args.batch, lr=args.lr,

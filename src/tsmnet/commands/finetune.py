@@ -27,7 +27,7 @@ from typing import Any
 
 from ..archs import RESNET_DEPTHS
 from .errors import CommandError
-from .predict import DEFAULT_MODEL
+from .options import DEFAULT_MODEL
 
 HEADER = f'{"epoch":>5}  {"train loss":>10}  {"train acc":>9}  {"val acc":>7}  {"time s":>6}'
 

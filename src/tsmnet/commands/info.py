@@ -1,8 +1,12 @@
-"""``tsmnet info``: the structure of a ResNetTSM backbone, where its shifts sit, its parameters
-and FLOPs, from an MMAction2 config file or from arguments.
+"""``tsmnet info``: what a model is. For a zoo name or a checkpoint (``tsmnet finetune``'s,
+``tsmnet.save``'s): its architecture, classes, test protocol, published accuracy and
+parameters; for a ResNetTSM (those, an MMAction2 config file, or the options below) also the
+structure of the backbone, where its shifts sit and its FLOPs.
 
 Examples::
 
+    tsmnet info tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb
+    tsmnet info ft/checkpoint.pth --json -
     tsmnet info configs/tsm/tsm_tsmnet-r50_8xb16-1x1x8-50e_kinetics400-rgb.py
     tsmnet info --depth 50 --num-segments 8
     tsmnet info --depth 50 --num-segments 8 --non-local embedded_gaussian --json
@@ -23,6 +27,7 @@ from typing import Any
 
 from ..archs import RESNET_ARCHS, RESNET_DEPTHS
 from .errors import CommandParser, report
+from .options import add_threads, set_threads, write_json
 
 NON_LOCAL_MODES = ('dot_product', 'embedded_gaussian', 'gaussian')
 BACKBONE_TYPES = ('ResNetTSM', 'tsmnet.ResNetTSM')
@@ -174,20 +179,123 @@ def format_backends(status: dict[str, str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import tsmnet
+    import tsmnet.weights.zoo
+
+    args.size = args.size_given or 224
+    set_threads(args.threads)
 
     if args.backends:
         status = tsmnet.shift.backend_status()
-        print(json.dumps(status, indent=2) if args.json else format_backends(status))
+        _print(args, json.dumps(status, indent=2), format_backends(status))
         return 0
-    if args.config and not Path(args.config).is_file():
-        raise FileNotFoundError(f'config file not found: {args.config}')
-    kwargs = (backbone_kwargs_from_config(args.config) if args.config
+    target = args.config
+    if target and not target.endswith('.py') and (target in tsmnet.weights.zoo.ENTRIES
+                                                  or Path(target).exists()
+                                                  or '://' in target):
+        return _run_model(args, target)
+    if target and not Path(target).is_file():
+        close = tsmnet.weights.zoo.ENTRIES and _close_names(target)
+        raise FileNotFoundError(f'not a zoo name, checkpoint or config file: {target}{close}')
+    kwargs = (backbone_kwargs_from_config(target) if target
               else backbone_kwargs_from_args(args))
     model = tsmnet.ResNetTSM(**kwargs)
     info = describe(model, args.size, flops=not args.no_flops)
-    if args.config:
-        info['config'] = args.config
-    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    if target:
+        info['config'] = target
+    _print(args, json.dumps(info, indent=2), format_info(info))
+    return 0
+
+
+def _close_names(text: str) -> str:
+    import difflib
+
+    from tsmnet.weights.zoo import ENTRIES
+
+    close = difflib.get_close_matches(text, list(ENTRIES), n=3, cutoff=0.6)
+    return f' (did you mean {", ".join(close)}?)' if close else ''
+
+
+def _print(args: argparse.Namespace, as_json: str, as_text: str) -> None:
+    if args.json_path is not None:
+        write_json(args.json_path, as_json)
+    if args.json_path != '-':
+        print(as_text)
+
+
+def describe_model(target: str, size: int | None = None, flops: bool = True) -> dict[str, Any]:
+    """What ``tsmnet info NAME|CHECKPOINT`` says: the model's architecture, classes, protocol,
+    zoo entry, parameters, and for a ResNetTSM backbone its structure (:func:`describe`)."""
+    import tsmnet
+    from tsmnet.weights.saved import protocol_to_dict
+    from tsmnet.weights.zoo import ENTRIES
+
+    entry = ENTRIES.get(target)
+    model = tsmnet.create_model(target) if entry is not None else tsmnet.load(target)
+    entry = entry or model.pretrained_cfg
+    names = model.class_names
+    info: dict[str, Any] = {
+        'source': target, 'architecture': model.architecture(),
+        'num_classes': model.num_classes, 'num_segments': model.num_segments,
+        'class_names': names,
+        'protocol': None if model.protocol is None else protocol_to_dict(model.protocol),
+        'parameters': sum(p.numel() for p in model.parameters())}
+    if entry is not None:
+        info['zoo'] = {'name': entry.name, 'dataset': entry.dataset_name, 'top1': entry.top1,
+                       'top5': entry.top5, 'url': entry.url, 'source': entry.source}
+    if isinstance(model.backbone, tsmnet.ResNetTSM):
+        crop = model.protocol.crop_size if model.protocol is not None else 224
+        info['backbone'] = describe(model.backbone, size or crop, flops=flops)
+    return info
+
+
+def _any_flag(value: Any) -> bool:
+    """Whether a (nested) list of 0/1 flags holds a 1."""
+    return any(map(_any_flag, value)) if isinstance(value, (list, tuple)) else bool(value)
+
+
+def format_model(info: dict[str, Any]) -> str:
+    arch = info['architecture']
+    backbone = arch['backbone']
+    shape = ', '.join(f'{k}={backbone[k]}' for k in ('depth', 'widen_factor', 'arch')
+                      if k in backbone and not isinstance(backbone[k], dict))
+    shift = (f"shift {backbone.get('shift_mode')}, shift_div={backbone.get('shift_div')}"
+             + (f", shift_place={backbone['shift_place']}" if 'shift_place' in backbone else '')
+             if backbone.get('is_shift') else 'no shift (TSN)')
+    lines = [info['source'],
+             f"  {backbone['type']} ({shape}), {shift}, T={info['num_segments']}"
+             + (', temporal pool' if backbone.get('temporal_pool') else '')
+             + (', non-local blocks' if _any_flag(backbone.get('non_local')) else ''),
+             f"  head: {info['num_classes']} classes, dropout "
+             f"{arch['cls_head']['dropout_ratio']}, views averaged by "
+             f"{arch['cls_head']['average_clips']}"]
+    names = info['class_names']
+    if names:
+        shown = ', '.join(names[:8]) + (f' ... ({len(names)})' if len(names) > 8 else '')
+        lines.append(f'  classes: {shown}')
+    p = info['protocol']
+    if p:
+        lines.append(f"  test protocol: {p['num_clips']} segments"
+                     f"{' (dense)' if p['dense'] else ''}{' x2' if p['twice_sample'] else ''}, "
+                     f"short side {p['resize_short']}, {p['crop']} crop {p['crop_size']}")
+    zoo = info.get('zoo')
+    if zoo:
+        lines.append(f"  zoo: {zoo['name']} ({zoo['dataset']}, top-1 {zoo['top1']:.2f}, "
+                     f"top-5 {zoo['top5']:.2f})")
+    lines.append(f"  parameters: {info['parameters']:,} ({info['parameters'] / 1e6:.2f} M)")
+    if 'backbone' in info and 'flops' in info['backbone']:
+        f = info['backbone']['flops']
+        lines.append(f"  backbone FLOPs per clip {tuple(f['input'])}: "
+                     f"{f['per_clip'] / 1e9:.2f} G")
+    return '\n'.join(lines)
+
+
+def _run_model(args: argparse.Namespace, target: str) -> int:
+    from tsmnet.weights.zoo import ENTRIES
+
+    if target not in ENTRIES and '://' not in target and not Path(target).exists():
+        raise FileNotFoundError(f'checkpoint not found: {target}')
+    info = describe_model(target, args.size_given, flops=not args.no_flops)
+    _print(args, json.dumps(info, indent=2), format_model(info))
     return 0
 
 
@@ -195,8 +303,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         'info', help='structure, shifts, parameters and FLOPs of a ResNetTSM',
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', nargs='?', help='an MMAction2 config with a ResNetTSM backbone '
-                        '(else the model is described by the options below)')
+    parser.add_argument('config', nargs='?', metavar='NAME|CHECKPOINT|CONFIG',
+                        help='a zoo name (tsmnet models), a checkpoint or saved-model folder, or '
+                             'an MMAction2 config with a ResNetTSM backbone (else the ResNetTSM '
+                             'the options below describe)')
     parser.add_argument('--depth', type=int, choices=RESNET_DEPTHS, default=50)
     parser.add_argument('--num-segments', type=int, default=8, help='frames per clip T')
     parser.add_argument('--shift-div', type=int, default=8)
@@ -207,9 +317,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--temporal-pool', action='store_true')
     parser.add_argument('--non-local', choices=NON_LOCAL_MODES, default=None,
                         help="non-local blocks as in MMAction2's TSM-NL configs")
-    parser.add_argument('--size', type=int, default=224, help='frame size for the FLOPs')
+    parser.add_argument('--size', type=int, default=None, dest='size_given',
+                        help="frame size for the FLOPs (default: the model's crop, else 224)")
     parser.add_argument('--no-flops', action='store_true', help='skip counting FLOPs')
-    parser.add_argument('--json', action='store_true', help='print JSON')
+    parser.add_argument('--json', nargs='?', const='-', default=None, dest='json_path',
+                        metavar='PATH|-', help='write JSON to PATH, or print it (-, or no PATH)')
+    add_threads(parser)
     parser.add_argument('--backends', action='store_true',
                         help='say which shift backends are available here, and why not')
     parser.set_defaults(func=run)

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,9 @@ from ..fileio import write_text
 from ..fuse import fuse_conv_bn
 from ..models.factory import create_model
 from ..models.recognizer import Recognizer
-from ..train import model as train_model
+from ..models.saving import load
 from ..video import TestProtocol, VideoError, VideoTransform, probe, read_sampled
-from ..weights.checkpoint import read_checkpoint
+from ..weights.saved import read_saved
 from ..weights.zoo import weights
 from .errors import CommandError
 
@@ -161,73 +161,49 @@ class Predictor:
                                        'model': done - transformed})
 
 
-def _checkpoint_classes(obj: Any) -> tuple[int | None, list[str] | None]:
-    """The class count (``cls_head.fc_cls.weight``) and names (``meta``) of a checkpoint."""
-    if not isinstance(obj, dict):
-        return None, None
-    state = obj.get('state_dict', obj)
-    weight = state.get('cls_head.fc_cls.weight') if isinstance(state, dict) else None
-    meta = obj.get('meta') if isinstance(obj.get('meta'), dict) else {}
-    names = meta.get('classes') or (meta.get('dataset_meta') or {}).get('classes')
-    names = [str(n) for n in names] if isinstance(names, (list, tuple)) else None
-    return (int(weight.shape[0]) if isinstance(weight, torch.Tensor) else None), names
-
-
-def build_architecture(name: str, num_classes: int | None = None, *, depth: int | None = None,
-                       is_shift: bool | None = None, shift_mode: str | None = None,
-                       **kwargs: Any) -> Recognizer:
-    """The recognizer of zoo entry ``name``, from scratch, with another depth, no shift or a
-    causal shift (what ``tsmnet finetune`` saved in a checkpoint's meta).
-
-    ``create_model`` overrides an entry's arguments; this also lets the head follow a new
-    ResNet depth (its ``in_channels``) and turns the shift off in backbone and head (TSN), the
-    choices of ``tsmnet finetune --depth / --no-shift / --shift-mode``.
-    """
-    if depth is None and is_shift is None and shift_mode is None:
-        return create_model(name, num_classes=num_classes, **kwargs)
-    return train_model.build_architecture(name, num_classes, depth=depth, is_shift=is_shift,
-                                          shift_mode=shift_mode, **kwargs)
-
-
 def build_predictor(model_name: str, weights_source: str | None = None,
                     labels_path: str | None = None, views: str | None = None,
                     device: str = 'cpu', batch: int = DEFAULT_BATCH) -> Predictor:
-    """The :class:`Predictor` of a zoo entry, with its weights or ``weights_source``'s."""
+    """The :class:`Predictor` of a zoo entry with its published weights, or of
+    ``weights_source``: a checkpoint or folder that describes its model (``tsmnet finetune``,
+    ``tsmnet.save``; ``model_name`` is not needed) is rebuilt by :func:`tsmnet.load`, with its
+    class names and test protocol; any other checkpoint is loaded into ``model_name``'s
+    architecture with the checkpoint's own head."""
+    if weights_source is None:
+        model = _named(model_name, pretrained=True)
+    else:
+        local = '://' not in weights_source
+        if local and not Path(weights_source).exists():
+            raise CommandError(f'--weights: no such file or folder: {weights_source}')
+        info = read_saved(weights_source)[1] if local else None
+        if info is None or info.architecture is not None:  # a URL is read by tsmnet.load too
+            try:
+                model = load(weights_source)
+            except ValueError as err:
+                if 'does not describe' not in str(err):
+                    raise
+                model = _named(model_name, pretrained=weights_source)
+        else:  # its own head: the checkpoint's classes, not the entry's
+            model = _named(model_name, pretrained=weights_source, num_classes=info.num_classes)
+        if local and labels_path is None and Path(weights_source).is_file() and \
+                (Path(weights_source).parent / 'labels.txt').is_file():
+            labels_path = str(Path(weights_source).parent / 'labels.txt')
+    protocol = (model.protocol or TestProtocol()).with_views(*parse_views(views))
+    names = read_labels(Path(labels_path)) if labels_path is not None else model.class_names
+    if names is not None and len(names) != model.num_classes:
+        raise CommandError(f'{len(names)} class names for a model of {model.num_classes} '
+                           'classes')
+    labels = names or [f'class {i}' for i in range(model.num_classes)]
+    return Predictor(model, protocol, labels, device=device, batch=batch)
+
+
+def _named(name: str, **kwargs: Any) -> Recognizer:
+    """``create_model(name, ...)``, an unknown name reported as ``--model``'s."""
     try:
-        entry = weights(model_name)
+        weights(name)
     except (KeyError, ValueError) as err:
         raise CommandError(f'--model: {err}') from None
-    protocol = entry.protocol.with_views(*parse_views(views))
-    labels = list(entry.labels)
-    names = None
-    if weights_source is None:
-        model = create_model(model_name, pretrained=True)
-    elif '://' in weights_source:
-        model = create_model(model_name, pretrained=weights_source)
-    else:
-        path = Path(weights_source)
-        if not path.is_file():
-            raise CommandError(f'--weights: no such file: {weights_source}')
-        obj = read_checkpoint(path)
-        num_classes, names = _checkpoint_classes(obj)
-        tsmnet_meta = obj.get('meta', {}).get('tsmnet', {}) if isinstance(obj, dict) else {}
-        model = build_architecture(model_name, num_classes,
-                                   **tsmnet_meta.get('architecture', {}))
-        model.load_checkpoint(obj)
-        if tsmnet_meta.get('protocol'):  # what tsmnet finetune trained on (size, ...)
-            protocol = replace(protocol, **tsmnet_meta['protocol'])
-        if labels_path is None and (path.parent / 'labels.txt').is_file():
-            labels_path = str(path.parent / 'labels.txt')
-    if labels_path is not None:
-        names = read_labels(Path(labels_path))
-    if names is not None:
-        labels = names
-    if len(labels) != model.num_classes:
-        if names is not None:
-            raise CommandError(f'{len(labels)} class names for a model of {model.num_classes} '
-                               'classes')
-        labels = [f'class {i}' for i in range(model.num_classes)]
-    return Predictor(model, protocol, labels, device=device, batch=batch)
+    return create_model(name, **kwargs)
 
 
 @contextlib.contextmanager

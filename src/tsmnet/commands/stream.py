@@ -158,10 +158,23 @@ def to_tensor(frame: np.ndarray, size: int):
 
 
 def _load(model: Any, path: str) -> Any:
-    """Load ``path`` into ``model``; return the classifier ``(weight, bias)`` or None."""
-    from tsmnet.weights.checkpoint import load_state_dict_checked, read_state_dict
+    """Load ``path`` into the backbone ``model``; return the classifier ``(weight, bias)`` or
+    None. A checkpoint that describes its model (``tsmnet finetune``, ``tsmnet.save``) must
+    describe this backbone (the error says which options build it)."""
+    from tsmnet.models.architecture import describe_backbone
+    from tsmnet.weights.checkpoint import load_state_dict_checked
+    from tsmnet.weights.saved import read_saved
 
-    state_dict = read_state_dict(path)
+    state_dict, info = read_saved(path)
+    if info.architecture is not None:
+        saved, built = info.architecture['backbone'], describe_backbone(model)
+        differ = {k: v for k, v in saved.items() if k in _STRUCTURE and built.get(k) != v}
+        if differ:
+            wanted = ', '.join(f'{k}={v!r}' for k, v in differ.items())
+            got = ', '.join(f'{k}={built.get(k)!r}' for k in differ)
+            raise CommandError(f'--checkpoint {path} holds a {saved["type"]} with {wanted}; '
+                               f'the stream built {got} (--arch, --depth, --shift-place, '
+                               f'--shift-div choose it)')
     if any(k.startswith('backbone.') for k in state_dict):
         backbone = {k[len('backbone.'):]: v for k, v in state_dict.items()
                     if k.startswith('backbone.')}
@@ -173,6 +186,11 @@ def _load(model: Any, path: str) -> Any:
         return None
     bias = state_dict.get('cls_head.fc_cls.bias')
     return weight, bias
+
+
+# what makes a saved backbone another network than the one --arch ... builds
+_STRUCTURE = ('type', 'depth', 'widen_factor', 'arch', 'shift_place', 'shift_div', 'shift_mode',
+              'is_shift', 'temporal_pool', 'non_local')
 
 
 class OnnxStep:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from mmengine.config import Config
-
-from .. import registry  # noqa: F401  (the drop-in, as custom_imports=['tsmnet'] gives it)
 from ..mmaction_compat import mmaction_tool, run_mmaction_tool
+
+if TYPE_CHECKING:
+    from mmengine.config import Config
 from .errors import CommandError
 
 CPU_RUNNER = 'tsmnet.Runner'
@@ -36,6 +36,8 @@ def _launcher(options: Sequence[str]) -> str:
 def with_cpu_runner(config: str, options: Sequence[str]) -> list[str]:
     """``options``, plus ``--cfg-options runner_type=tsmnet.Runner`` where a multi-process
     launch on a machine without CUDA needs it and the config names no runner itself."""
+    import torch
+
     options = list(options)
     if _launcher(options) != 'pytorch' or torch.cuda.is_available():
         return options
@@ -49,6 +51,8 @@ def with_cpu_runner(config: str, options: Sequence[str]) -> list[str]:
 
 def read_config(path: str) -> Config:
     """Read an MMAction2 config, or raise a ``CommandError`` that names the file."""
+    from mmengine.config import Config
+
     try:
         return Config.fromfile(path)
     except Exception as err:  # SyntaxError, ImportError of its custom_imports, ...
@@ -64,6 +68,8 @@ def check_file(path: str, what: str) -> None:
 
 def run_tool(name: str, args: argparse.Namespace) -> int:
     """Check the files, then run MMAction2's ``tools/{name}.py`` with the given options."""
+    from .. import registry  # noqa: F401  (the drop-in, as custom_imports=['tsmnet'] gives it)
+
     check_file(args.config, 'config file')
     if not args.config.endswith('.py'):
         raise CommandError(f'CONFIG must be an MMAction2 config (.py), got {args.config}')

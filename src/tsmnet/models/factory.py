@@ -4,34 +4,27 @@
 (:mod:`tsmnet.weights.zoo`; names are MMAction2's config names) and loads its released
 checkpoint, downloaded through ``torch.hub`` (:mod:`tsmnet.weights.download`). Keyword
 arguments change the architecture (``depth=18``, ``is_shift=False``...): the backbone is built
-first and the head follows it.
+first and the head follows it. ``create_model(pretrained=path)`` with no name rebuilds the
+model a self-describing checkpoint describes (:func:`tsmnet.save`, ``tsmnet finetune``).
 """
 
 from __future__ import annotations
 
-import inspect
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+import torch
 
+from ..weights.checkpoint import CheckpointMismatchError
 from ..weights.download import download_weights
-from ..weights.zoo import WeightsEntry, list_weights, weights
-from .head import TSMHead
-from .mobilenet_v2_tsm import MobileNetV2TSM
-from .mobileone_tsm import MobileOneTSM
+from ..weights.saved import SavedModelInfo, read_saved
+from ..weights.zoo import ENTRIES, WeightsEntry, list_weights, weights
+from .architecture import BACKBONES, SHARED_ARGS, build_parts
 from .recognizer import Recognizer
-from .resnet_tsm import ResNetTSM
 
-__all__ = ['create_model', 'list_models']
-
-BACKBONES: dict[str, type[nn.Module]] = {'ResNetTSM': ResNetTSM,
-                                         'MobileNetV2TSM': MobileNetV2TSM,
-                                         'MobileOneTSM': MobileOneTSM}
-# the head's own arguments; in_channels and the shared ones are read off the built backbone
-_HEAD_ARGS = frozenset(inspect.signature(TSMHead).parameters) - {'num_classes', 'in_channels'}
-# the backbone's temporal structure, which the head mirrors (TSMHead takes them too)
-SHARED_ARGS: tuple[str, ...] = ('num_segments', 'is_shift', 'temporal_pool')
+__all__ = ['BACKBONES', 'SHARED_ARGS', 'build_recognizer', 'create_model', 'list_models']
 
 
 def list_models(filter: str = '', pretrained: bool | None = None) -> list[str]:
@@ -51,65 +44,128 @@ def list_models(filter: str = '', pretrained: bool | None = None) -> list[str]:
     return [] if pretrained is False else list_weights(filter)
 
 
-def create_model(name: str, pretrained: bool | str | Path = False,
+def create_model(name: str | None = None, pretrained: bool | str | Path = False,
                  num_classes: int | None = None, **kwargs: Any) -> Recognizer:
-    """Build the recognizer of a named entry, optionally with weights.
+    """Build the recognizer of a named entry or of a saved model, optionally with weights.
 
     Args:
         name: An entry name (:func:`list_models`), e.g.
-            ``'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb'``.
+            ``'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb'``; None: the
+            architecture a saved model describes (``pretrained`` a path, URL or folder that
+            :func:`tsmnet.save` or ``tsmnet finetune`` wrote). Defaults to None.
         pretrained: False: initialised from scratch; True: the released checkpoint
             (downloaded into the ``torch.hub`` cache, sha256 prefix checked); a path or URL:
-            that checkpoint (MMAction2's layout, or a bare state dict). Defaults to False.
-        num_classes: Classes of the head; None: the entry's. With weights and another
-            number, the backbone is loaded and the head is new (fine-tuning). Defaults to None.
+            that checkpoint (MMAction2's layout, or a bare state dict) or a saved-model folder
+            (``model.safetensors`` and ``config.json``). Defaults to False.
+        num_classes: Classes of the head; None: the entry's, or the checkpoint's. A number
+            other than the checkpoint's head asks for a new head: the backbone is loaded, the
+            head initialised (fine-tuning), with a warning. Defaults to None.
         **kwargs: Arguments of the backbone (``depth``, ``shift_mode``, ``frozen_stages``...)
             or of :class:`TSMHead` (``dropout_ratio``, ``average_clips``...), overriding the
-            entry's; ``max_views`` is the :class:`Recognizer`'s. The backbone is built first
-            and the head follows it: its ``in_channels`` are the backbone's feature channels
-            (``depth=18``: 512), and ``num_segments``, ``is_shift`` and ``temporal_pool`` go to
-            both. ``is_shift=False`` builds a TSN; a TSM checkpoint still loads into it
-            (:meth:`Recognizer.load_checkpoint`).
+            entry's (or the saved model's); ``max_views`` is the :class:`Recognizer`'s. The
+            backbone is built first and the head follows it: its ``in_channels`` are the
+            backbone's feature channels (``depth=18``: 512), and ``num_segments``,
+            ``is_shift`` and ``temporal_pool`` go to both. ``is_shift=False`` builds a TSN; a
+            TSM checkpoint still loads into it (:meth:`Recognizer.load_checkpoint`).
 
     Returns:
         The :class:`Recognizer`, in train mode (call ``.eval()`` for inference), with
-        ``pretrained_cfg`` set to the entry.
+        ``pretrained_cfg`` set to the entry (None when unknown), ``class_names`` and
+        ``protocol`` to the checkpoint's or the entry's.
 
     Raises:
         tsmnet.weights.zoo.UnknownModelError: ``name`` is not an entry (close names suggested).
         TypeError: An argument neither the backbone nor the head takes (named), ``in_channels``,
-            ``temporal_pool=True`` for a backbone that cannot pool time, or a ``pretrained``
-            of another type.
-        ValueError: Bad ``num_classes``, or a bad value of a keyword argument (raised by the
-            backbone or the head, naming it).
-        FileNotFoundError: ``pretrained`` is a path and no file is there.
+            ``temporal_pool=True`` for a backbone that cannot pool time, a ``pretrained``
+            of another type, or no name and no checkpoint.
+        ValueError: Bad ``num_classes``, a bad value of a keyword argument (raised by the
+            backbone or the head, naming it), or no name and a checkpoint that does not
+            describe its architecture (a release, a bare state dict).
+        FileNotFoundError: ``pretrained`` is a path and nothing is there.
         tsmnet.weights.download.WeightsDownloadError: The weights cannot be downloaded.
         tsmnet.weights.checkpoint.CheckpointMismatchError: The checkpoint does not fit the
-            model (e.g. the released ResNet-50 weights with ``depth=18``).
+            model (e.g. the released ResNet-50 weights with ``depth=18``, or a head of other
+            classes and no ``num_classes`` asking for a new one); nothing trained is dropped.
     """
-    entry = weights(name)
     if num_classes is not None and (not isinstance(num_classes, int) or
                                     isinstance(num_classes, bool) or num_classes < 1):
         raise ValueError(f'num_classes must be a positive int or None, got {num_classes!r}')
     if not isinstance(pretrained, (bool, str, Path)):
         raise TypeError(f'pretrained must be a bool, a path or a URL, got '
                         f'{type(pretrained).__name__}')
-    model = build_recognizer(entry, num_classes=num_classes, **kwargs)
+    entry = None if name is None else weights(name)
+    if entry is None and isinstance(pretrained, bool):
+        raise TypeError('create_model needs a model name (tsmnet.list_models()), or '
+                        'pretrained=PATH of a saved model (tsmnet.save, tsmnet finetune) to '
+                        'rebuild')
     source = _weights_source(entry, pretrained)
+    state_dict, info = (None, None) if source is None else read_saved(source)
+    if entry is None:
+        if info.architecture is None:
+            raise ValueError(f'checkpoint {source} does not describe its architecture (no '
+                             f"meta['tsmnet']: a release or a bare state dict): give the model "
+                             f'name, create_model(NAME, pretrained=...)')
+        model = build_recognizer(info.architecture, num_classes, **kwargs)
+        entry = ENTRIES.get(info.model) if info.model else None
+    else:
+        model = build_recognizer(entry, num_classes, **kwargs)
     if source is None:
         model.init_weights()
-    else:  # another num_classes: the backbone of the checkpoint, a new head
-        model.load_checkpoint(source, head=model.num_classes == entry.num_classes)
+    else:
+        _load(model, state_dict, info, new_head=num_classes is not None, named=name)
     model.pretrained_cfg = entry
+    model.protocol = (info.protocol if info is not None and info.protocol is not None
+                      else entry.protocol if entry is not None else None)
+    names = info.class_names if info is not None else None
+    if names is None and entry is not None and (info is None or info.num_classes is None
+                                                or info.num_classes == entry.num_classes):
+        names = list(entry.labels)
+    model.class_names = names if names is not None and len(names) == model.num_classes \
+        else None
     return model
 
 
-def build_recognizer(entry: WeightsEntry, num_classes: int | None = None,
+def _load(model: Recognizer, state_dict: dict[str, torch.Tensor], info: SavedModelInfo,
+          new_head: bool, named: str | None) -> None:
+    """Load ``state_dict`` strictly; a head of other classes only when ``new_head`` asks for
+    a new one (then warned)."""
+    rows = info.num_classes
+    head = rows == model.num_classes
+    if rows is not None and not head and not new_head:
+        raise CheckpointMismatchError(
+            f'checkpoint {info.source} has a head of {rows} classes, the model '
+            f'{model.num_classes}: pass num_classes={rows} to load it, or another num_classes '
+            f'to start a new head{_describes_itself(info, named)}')
+    if not head and not new_head:  # no head in the file and none asked for: strict says so
+        head = True
+    if not head:
+        found = f'a head of {rows} classes' if rows is not None else 'no head'
+        warnings.warn(f'checkpoint {info.source} has {found}; num_classes='
+                      f'{model.num_classes} asks for a new one: cls_head.fc_cls is '
+                      f'initialised, not loaded', UserWarning, stacklevel=3)
+    try:
+        model.load_checkpoint(state_dict, head=head)
+    except CheckpointMismatchError as err:
+        message = str(err).replace('checkpoint state dict', f'checkpoint {info.source}', 1)
+        raise CheckpointMismatchError(message + _describes_itself(info, named)) from None
+    if not head:
+        model.cls_head.init_weights()
+
+
+def _describes_itself(info: SavedModelInfo, named: str | None) -> str:
+    if named is None or info.architecture is None:
+        return ''
+    return (f' (the checkpoint describes its own model: tsmnet.load({info.source!r}), or '
+            f'create_model(pretrained=...) without a name, rebuilds it)')
+
+
+def build_recognizer(entry: WeightsEntry | Mapping[str, Any], num_classes: int | None = None,
                      **kwargs: Any) -> Recognizer:
-    """The :class:`Recognizer` of ``entry``'s architecture, not initialised from weights.
+    """The :class:`Recognizer` of an entry's architecture or of a description, not
+    initialised from weights.
 
     Args:
-        entry: The zoo entry.
+        entry: The zoo entry, or a description (:meth:`Recognizer.architecture`).
         num_classes: Classes of the head; None: the entry's. Defaults to None.
         **kwargs: As :func:`create_model`'s.
 
@@ -121,56 +177,12 @@ def build_recognizer(entry: WeightsEntry, num_classes: int | None = None,
         TypeError: A keyword argument neither part takes, ``in_channels``, or
             ``temporal_pool=True`` for a backbone without a temporal pool; each named.
     """
-    arch = entry.architecture
-    backbone_kwargs = arch['backbone']
-    backbone_cls = BACKBONES[backbone_kwargs.pop('type')]
-    head_kwargs = arch['cls_head']
-    head_kwargs.pop('type')
-    if num_classes is not None:
-        head_kwargs['num_classes'] = num_classes
-    backbone_args = frozenset(inspect.signature(backbone_cls).parameters) | \
-        _resnet_args(backbone_cls)
-    max_views = kwargs.pop('max_views', None)
-    for key, value in kwargs.items():
-        if key == 'in_channels':
-            raise TypeError(f'create_model: in_channels is not an argument: the head\'s '
-                            f'in_channels follow the backbone\'s feature channels (change the '
-                            f'backbone, e.g. depth=18), and frames have 3 channels; got '
-                            f'in_channels={value!r}')
-        if key in SHARED_ARGS and key not in backbone_args:
-            if value:  # False/None: what a backbone without it does anyway
-                raise TypeError(f'create_model: {entry.name} has a {backbone_cls.__name__}, '
-                                f'which takes no {key}; got {key}={value!r}')
-        elif key in backbone_args:  # the shared ones too: the head reads them back below
-            backbone_kwargs[key] = value
-        elif key in _HEAD_ARGS:
-            head_kwargs[key] = value
-        else:
-            raise TypeError(f'create_model got an unexpected keyword argument {key!r} (neither '
-                            f'a {backbone_cls.__name__} nor a TSMHead argument)')
-    if 'pretrained' in backbone_args:  # MobileOneTSM has init_cfg instead
-        backbone_kwargs.setdefault('pretrained', None)
-    backbone = backbone_cls(**backbone_kwargs)
-    # the head's T is the entry's unless the caller sets one for both (MobileOne-S4's backbone
-    # shifts within groups of 8 frames of its 16-frame clips)
-    segments = backbone.num_segments if 'num_segments' in kwargs else \
-        head_kwargs.get('num_segments', backbone.num_segments)
-    head_kwargs.update(in_channels=backbone.feat_dim, num_segments=segments,
-                       is_shift=bool(backbone.is_shift),
-                       temporal_pool=bool(getattr(backbone, 'temporal_pool', False)))
-    return Recognizer(backbone, TSMHead(**head_kwargs), max_views=max_views)
+    architecture = entry.architecture if isinstance(entry, WeightsEntry) else entry
+    backbone, head, max_views = build_parts(architecture, num_classes, **kwargs)
+    return Recognizer(backbone, head, max_views=max_views)
 
 
-def _resnet_args(backbone_cls: type[nn.Module]) -> frozenset[str]:
-    """Arguments the backbone takes through ``**kwargs`` (its base classes')."""
-    names: set[str] = set()
-    for base in backbone_cls.__mro__[1:]:
-        if base.__module__.startswith('tsmnet.') and '__init__' in vars(base):
-            names |= set(inspect.signature(base).parameters)
-    return frozenset(names - {'args', 'kwargs'})
-
-
-def _weights_source(entry: WeightsEntry, pretrained: bool | str | Path) -> str | None:
+def _weights_source(entry: WeightsEntry | None, pretrained: bool | str | Path) -> str | None:
     if pretrained is False:
         return None
     if pretrained is True:
@@ -178,6 +190,6 @@ def _weights_source(entry: WeightsEntry, pretrained: bool | str | Path) -> str |
     text = str(pretrained)
     if '://' in text:
         return str(download_weights(text))
-    if not Path(text).is_file():
+    if not Path(text).exists():
         raise FileNotFoundError(f'pretrained: checkpoint file not found: {text}')
     return text

@@ -8,13 +8,15 @@ test step does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..video import TestProtocol
 from ..weights.checkpoint import (
     LoadReport,
     load_state_dict_checked,
@@ -22,6 +24,8 @@ from ..weights.checkpoint import (
     rewrap_state_dict,
     wrap_names_of,
 )
+from ..weights.saved import protocol_from_dict
+from .architecture import build_parts, describe_backbone, describe_head
 from .head import TSMHead
 from .init_log import init_info_at_debug
 
@@ -55,16 +59,36 @@ class Recognizer(nn.Module):
             at once when ``forward`` takes ``[N, V, T, C, H, W]``, to bound memory (MMAction2's
             ``test_cfg.max_testing_views``, counted in views); the scores are the same.
             Defaults to None (all at once).
+        architecture: Instead of ``backbone`` and ``cls_head``: a description
+            (:meth:`architecture` of a model, a zoo entry's; :mod:`tsmnet.models.architecture`),
+            built and initialised from scratch. Plain data, so Hugging Face's
+            ``PyTorchModelHubMixin`` can save it as the config of a subclass. Defaults to None.
+        class_names: The classes' names, in score order (:attr:`class_names`). Defaults to None.
+        protocol: The test protocol, or a dict of its fields (:attr:`protocol`). Defaults to
+            None.
 
     Raises:
         ValueError: ``cls_head``'s ``num_segments`` is not a multiple of the backbone's, or they
-            disagree on
-            ``temporal_pool`` or the feature channels.
+            disagree on ``temporal_pool`` or the feature channels; ``class_names`` of another
+            length than the classes.
+        TypeError: Neither ``backbone`` and ``cls_head`` nor ``architecture``, or both.
     """
 
-    def __init__(self, backbone: nn.Module, cls_head: TSMHead,
-                 max_views: int | None = None) -> None:
+    def __init__(self, backbone: nn.Module | None = None, cls_head: TSMHead | None = None,
+                 max_views: int | None = None, *,
+                 architecture: Mapping[str, Any] | None = None,
+                 class_names: Sequence[str] | None = None,
+                 protocol: TestProtocol | Mapping[str, Any] | None = None) -> None:
         super().__init__()
+        if architecture is not None:
+            if backbone is not None or cls_head is not None:
+                raise TypeError('Recognizer takes backbone and cls_head, or architecture, '
+                                'not both')
+            backbone, cls_head, views = build_parts(architecture, caller='Recognizer')
+            max_views = views if max_views is None else max_views
+        elif backbone is None or cls_head is None:
+            raise TypeError('Recognizer needs a backbone and a cls_head, or an architecture '
+                            '(Recognizer.architecture() of a model, a zoo entry\'s)')
         if max_views is not None and (not isinstance(max_views, int) or
                                       isinstance(max_views, bool) or max_views < 1):
             raise ValueError(f'max_views must be a positive int or None, got {max_views!r}')
@@ -91,6 +115,50 @@ class Recognizer(nn.Module):
                              f'backbone features ({feat_dim} channels)')
         self.backbone = backbone
         self.cls_head = cls_head
+        self.class_names = class_names
+        self.protocol = protocol
+        if architecture is not None:  # built here: nothing else would initialise it
+            self.init_weights()
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Class names in the index order of the scores (None: unknown); :func:`tsmnet.save`
+        writes them, :func:`tsmnet.load` and ``create_model`` set them."""
+        return self._class_names
+
+    @class_names.setter
+    def class_names(self, names: Sequence[str] | None) -> None:
+        if names is not None:
+            if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+                raise TypeError(f'class_names must be a sequence of str or None, got {names!r}')
+            if len(names) != self.num_classes:
+                raise ValueError(f'class_names: {len(names)} names for a head of '
+                                 f'{self.num_classes} classes')
+            names = list(names)
+        self._class_names = names
+
+    @property
+    def protocol(self) -> TestProtocol | None:
+        """How videos are read for this model at test time (None: unknown); :func:`tsmnet.save`
+        writes it, :func:`tsmnet.load` and ``create_model`` set it."""
+        return self._protocol
+
+    @protocol.setter
+    def protocol(self, protocol: TestProtocol | Mapping[str, Any] | None) -> None:
+        if isinstance(protocol, Mapping):
+            protocol = protocol_from_dict(protocol)
+        if protocol is not None and not isinstance(protocol, TestProtocol):
+            raise TypeError(f'protocol must be a tsmnet.video.TestProtocol, a dict of its '
+                            f'fields or None, got {type(protocol).__name__}')
+        self._protocol = protocol
+
+    def architecture(self) -> dict[str, Any]:
+        """The model as plain data: ``{'backbone': {'type': ..., ...}, 'cls_head': {'type':
+        'TSMHead', ...}}`` (MMAction2's config form; :mod:`tsmnet.models.architecture`).
+        ``Recognizer(architecture=...)`` and ``create_model(architecture=...)`` rebuild the
+        same network; :func:`tsmnet.save` writes it into the checkpoint."""
+        return {'backbone': describe_backbone(self.backbone),
+                'cls_head': describe_head(self.cls_head)}
 
     @property
     def num_segments(self) -> int:
@@ -167,6 +235,8 @@ class Recognizer(nn.Module):
         """Replace the classifier for ``num_classes`` classes (timm's ``reset_classifier``):
         a fresh ``cls_head.fc_cls``; the backbone is kept."""
         self.cls_head.reset(num_classes)
+        if self._class_names is not None and len(self._class_names) != num_classes:
+            self._class_names = None
 
     reset_classifier = reset_head
 
@@ -225,10 +295,28 @@ class Recognizer(nn.Module):
                                        report=report)
 
     @classmethod
-    def from_pretrained(cls, backbone: nn.Module, cls_head: TSMHead,
-                        source: str | Path | Mapping[str, Any]) -> Recognizer:
+    def from_parts(cls, backbone: nn.Module, cls_head: TSMHead,
+                   source: str | Path | Mapping[str, Any]) -> Recognizer:
         """``Recognizer(backbone, cls_head)`` with ``source`` loaded strictly
         (:meth:`load_checkpoint`)."""
         model = cls(backbone, cls_head)
         model.load_checkpoint(source)
         return model
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+        """Deprecated as ``from_pretrained(backbone, cls_head, source)``: use
+        :meth:`from_parts`. The name is left to Hugging Face's ``PyTorchModelHubMixin``: in a
+        subclass that mixes it in, ``from_pretrained(repo_or_folder)`` is the mixin's."""
+        if (args and isinstance(args[0], nn.Module)) or 'cls_head' in kwargs:
+            warnings.warn('Recognizer.from_pretrained(backbone, cls_head, source) is deprecated; '
+                          'use Recognizer.from_parts (to load a saved model: tsmnet.load)',
+                          DeprecationWarning, stacklevel=2)
+            return cls.from_parts(*args, **kwargs)
+        parent = getattr(super(), 'from_pretrained', None)
+        if parent is None:
+            raise TypeError('Recognizer.from_pretrained takes (backbone, cls_head, source) '
+                            '(deprecated: Recognizer.from_parts); to load a saved model or '
+                            'folder use tsmnet.load(path), or mix in huggingface_hub\'s '
+                            'PyTorchModelHubMixin')
+        return parent(*args, **kwargs)

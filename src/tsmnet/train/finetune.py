@@ -33,6 +33,7 @@ from .._version import __version__
 from ..data import EvalPipeline, TrainPipeline, VideoDataset, VideoList, from_folder
 from ..fileio import save_torch, write_text
 from ..models.recognizer import Recognizer
+from ..weights.saved import saved_meta
 from ..weights.zoo import weights
 from . import batchnorm
 from .distributed import Processes, process_group
@@ -217,11 +218,13 @@ def evaluate(model: Recognizer, loader: DataLoader, procs: Processes) -> float:
 
 def _meta(cfg: FinetuneConfig, classes: list[str], model: Recognizer, epoch: int,
           val_acc: float | None, protocol: dict[str, Any]) -> dict[str, Any]:
+    # meta['tsmnet'] is what tsmnet.save writes: tsmnet.load, predict, export and stream
+    # rebuild the model from it and read videos alike (tsmnet.weights.saved)
+    test_protocol = replace(weights(cfg.model).protocol, **protocol)
     return {'classes': list(classes), 'tsmnet_version': __version__, 'model': cfg.model,
             'num_segments': model.num_segments, 'epoch': epoch, 'val_accuracy': val_acc,
             'config': asdict(cfg),
-            # what tsmnet predict --weights needs to rebuild the model and read videos alike
-            'tsmnet': {'architecture': cfg.architecture(), 'protocol': protocol}}
+            'tsmnet': saved_meta(model.architecture(), list(classes), test_protocol, cfg.model)}
 
 
 def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
