@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 
@@ -280,17 +281,56 @@ def format_prediction(p: Prediction | VideoResult) -> str:
     return '\n'.join(lines)
 
 
-def _writers(args: argparse.Namespace, header: dict[str, Any]) -> list[ResultWriter]:
+def _targets(args: argparse.Namespace) -> list[tuple[str, str]]:
     targets = [(kind, path) for kind, path in (('json', args.json_path),
                                                ('jsonl', args.jsonl_path),
                                                ('csv', args.csv_path)) if path]
     if sum(path == '-' for _, path in targets) > 1:
         raise CommandError('only one of --json, --jsonl, --csv can write to standard output '
                            "('-')")
+    return targets
+
+
+@contextlib.contextmanager
+def _stdout_for_results(wanted: bool) -> Iterator[TextIO]:
+    """Standard output for the results alone: while the command runs, whatever else writes to
+    it (MMEngine's logger, a print in a library) goes to standard error instead. Yields the
+    stream the results go to."""
+    results = sys.stdout
+    if not wanted:
+        yield results
+        return
+    try:
+        fd = results.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
+        fd = None
+    sys.stdout = sys.stderr
+    if fd is None:
+        try:
+            yield results
+        finally:
+            sys.stdout = results
+        return
+    results.flush()
+    saved = os.dup(fd)
+    os.dup2(sys.stderr.fileno(), fd)  # file descriptor 1 now reaches standard error
+    stream = os.fdopen(saved, 'w', encoding='utf-8', newline='')
+    try:
+        yield stream
+    finally:
+        stream.flush()
+        os.dup2(saved, fd)
+        stream.close()
+        sys.stdout = results
+
+
+def _writers(args: argparse.Namespace, targets: list[tuple[str, str]], stdout: TextIO,
+             header: dict[str, Any]) -> list[ResultWriter]:
     writers: list[ResultWriter] = []
     try:
         for kind, path in targets:
-            writers.append(ResultWriter(kind, path, header, args.top))
+            writers.append(ResultWriter(kind, stdout if path == '-' else path, header,
+                                        args.top))
     except ValueError as err:
         for writer in writers:
             writer.close()
@@ -310,14 +350,15 @@ def run(args: argparse.Namespace) -> int:
     parse_views(args.views)
     workers = args.workers if args.workers is not None else \
         (0 if len(videos) == 1 else DEFAULT_WORKERS)
-    with _threads(args.threads):
+    targets = _targets(args)
+    to_stdout = any(path == '-' for _, path in targets)
+    human = sys.stderr if to_stdout else sys.stdout  # human output goes where results do not
+    with _threads(args.threads), _stdout_for_results(to_stdout) as stdout:
         predictor = build_predictor(args.model, args.weights, args.labels, args.views,
                                     args.device, args.batch)
         header = {'model': args.model, 'weights': args.weights,
                   'protocol': asdict(predictor.protocol)}
-        writers = _writers(args, header)
-        # human output goes where the results do not
-        human = sys.stderr if any(w.is_stdout for w in writers) else sys.stdout
+        writers = _writers(args, targets, stdout, header)
         failed = 0
         try:
             with ProgressReport(len(videos), 'videos') as progress:

@@ -33,21 +33,26 @@ class ResultWriter:
 
     Args:
         kind: ``'json'``, ``'jsonl'`` or ``'csv'``.
-        target: a file path (created or truncated; its folder must exist), or ``'-'``.
+        target: a file path (created or truncated; its folder must exist), ``'-'`` (standard
+            output) or an open text stream (left open).
         header: run-level fields written first (JSON only: model, weights, protocol...).
         top: classes per row (the CSV's columns).
     """
 
-    def __init__(self, kind: str, target: str | os.PathLike,
+    def __init__(self, kind: str, target: str | os.PathLike | TextIO,
                  header: Mapping[str, Any] | None = None, top: int = 5) -> None:
         if kind not in FORMATS:
             raise ValueError(f'kind must be one of {FORMATS}, got {kind!r}')
-        self.kind, self.target, self.top = kind, os.fspath(target), top
+        self.kind, self.top = kind, top
         self.rows = 0
         self._closed = False
-        if self.target == '-':
-            self._file: TextIO = sys.stdout
+        self._owned = False
+        if hasattr(target, 'write'):
+            self.target, self._file = '<stream>', target
+        elif os.fspath(target) == '-':
+            self.target, self._file = '-', sys.stdout
         else:
+            self.target, self._owned = os.fspath(target), True
             try:
                 self._file = open(self.target, 'w', encoding='utf-8', newline='')  # noqa: SIM115
             except OSError as err:
@@ -61,10 +66,6 @@ class ResultWriter:
             for k in range(1, top + 1):
                 columns += [f'label_{k}', f'index_{k}', f'prob_{k}']
             self._write(self._csv_line(columns))
-
-    @property
-    def is_stdout(self) -> bool:
-        return self.target == '-'
 
     def _write(self, text: str) -> None:
         self._file.write(text)
@@ -105,6 +106,6 @@ class ResultWriter:
             tail = ''.join(f',\n {json.dumps(k)}: {json.dumps(v)}'
                            for k, v in (footer or {}).items())
             self._write(('\n ]' if self.rows else ']') + tail + '\n}\n')
-        if not self.is_stdout:
+        if self._owned:
             self._file.close()
 
