@@ -15,8 +15,14 @@ from typing import TextIO
 
 try:  # a dependency of MMEngine's, so present wherever tsmnet is; plain lines without it
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 except ImportError:  # pragma: no cover - rich missing
     Console = None
 

@@ -11,8 +11,14 @@ import pytest
 import torch
 from video_files import moving_frames, write_video
 
-from tsmnet.video import (ResultWriter, TestProtocol, VideoResult, find_videos, load_video,
-                          predict_videos)
+from tsmnet.video import (
+    ResultWriter,
+    TestProtocol,
+    VideoResult,
+    find_videos,
+    load_video,
+    predict_videos,
+)
 
 PROTOCOL = TestProtocol(num_clips=4, resize_short=36, crop='center', crop_size=32)
 LABELS = ['red', 'green', 'blue']

@@ -28,8 +28,15 @@ from ..models.factory import create_model
 from ..models.recognizer import Recognizer
 from ..progress import ProgressReport
 from ..train import model as train_model
-from ..video import (ResultWriter, TestProtocol, VideoResult, VideoTransform, find_videos,
-                     predict_videos, read_sampled)
+from ..video import (
+    ResultWriter,
+    TestProtocol,
+    VideoResult,
+    VideoTransform,
+    find_videos,
+    predict_videos,
+    read_sampled,
+)
 from ..weights.checkpoint import read_checkpoint
 from ..weights.zoo import weights
 from .errors import CommandError
