@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -27,6 +26,7 @@ from ..fuse import fuse_conv_bn
 from ..models.factory import create_model
 from ..models.recognizer import Recognizer
 from ..progress import ProgressReport
+from ..stdout import results_stdout
 from ..train import model as train_model
 from ..video import (
     ResultWriter,
@@ -298,39 +298,6 @@ def _targets(args: argparse.Namespace) -> list[tuple[str, str]]:
     return targets
 
 
-@contextlib.contextmanager
-def _stdout_for_results(wanted: bool) -> Iterator[TextIO]:
-    """Standard output for the results alone: while the command runs, whatever else writes to
-    it (MMEngine's logger, a print in a library) goes to standard error instead. Yields the
-    stream the results go to."""
-    results = sys.stdout
-    if not wanted:
-        yield results
-        return
-    try:
-        fd = results.fileno()
-    except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
-        fd = None
-    sys.stdout = sys.stderr
-    if fd is None:
-        try:
-            yield results
-        finally:
-            sys.stdout = results
-        return
-    results.flush()
-    saved = os.dup(fd)
-    os.dup2(sys.stderr.fileno(), fd)  # file descriptor 1 now reaches standard error
-    stream = os.fdopen(saved, 'w', encoding='utf-8', newline='')
-    try:
-        yield stream
-    finally:
-        stream.flush()
-        os.dup2(saved, fd)
-        stream.close()
-        sys.stdout = results
-
-
 def _writers(args: argparse.Namespace, targets: list[tuple[str, str]], stdout: TextIO,
              header: dict[str, Any]) -> list[ResultWriter]:
     writers: list[ResultWriter] = []
@@ -360,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
     targets = _targets(args)
     to_stdout = any(path == '-' for _, path in targets)
     human = sys.stderr if to_stdout else sys.stdout  # human output goes where results do not
-    with _threads(args.threads), _stdout_for_results(to_stdout) as stdout:
+    with _threads(args.threads), results_stdout(to_stdout) as stdout:
         predictor = build_predictor(args.model, args.weights, args.labels, args.views,
                                     args.device, args.batch)
         header = {'model': args.model, 'weights': args.weights,
