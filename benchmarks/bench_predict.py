@@ -1,5 +1,7 @@
 """``tsmnet predict`` against MMAction2's ``inference_recognizer``: ``python
-benchmarks/bench_predict.py [--crops 10] [--repeats 3] [--threads 2] [--batch N]``.
+benchmarks/bench_predict.py [--crops 10] [--repeats 3] [--threads 2] [--batch N]``; and over
+many videos, decoding in workers against the model alone: ``python benchmarks/bench_predict.py
+--videos 50 [--workers 2] [--crops 1]``.
 
 One video (written here: 10 s, 30 fps, 340x256 H.264, like a resized Kinetics clip), one
 config (MMAction2's R50 Kinetics-400 TSM config, 8 segments x 10 crops), one checkpoint
@@ -77,8 +79,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument('--batch', type=int, default=None,
                         help="views per forward pass (default: tsmnet predict's)")
     parser.add_argument('--json', dest='json_path', help='also write the report here')
+    parser.add_argument('--videos', type=int, default=None,
+                        help='instead: N short videos through tsmnet.video.predict_videos, '
+                             'total time / the model alone')
+    parser.add_argument('--workers', type=int, default=2, help='decoding processes (--videos)')
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.videos:
+        return many_videos(args)
 
     from mmaction.apis import init_recognizer
     from mmengine.dataset import Compose, pseudo_collate
@@ -161,6 +169,68 @@ def main(argv: list[str] | None = None) -> dict:
     lines.append(f'tsmnet / mmaction: {report["ratio"]:.3f} (median of {args.repeats}); scores '
                  f'differ by at most {report["max_abs_score_diff"]:.1e}')
     print('\n'.join(lines))
+    print(json.dumps(report))
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(report, indent=1))
+    return report
+
+
+def many_videos(args: argparse.Namespace) -> dict:
+    """``--videos N``: N short videos (2 s, 30 fps, 340x256 H.264) scored by the R50 K400
+    recognizer (random weights), 8 segments x ``--crops`` crops. Per repeat, interleaved:
+    ``model`` (the model alone on views decoded beforehand: the floor), ``workers``
+    (:func:`tsmnet.video.predict_videos` with ``--workers`` decoding processes, what ``tsmnet
+    predict`` runs) and ``inline`` (decoding in this process, between model calls). The figure
+    is total time of ``workers`` / ``model`` (target <= 1.15)."""
+    from tsmnet.commands.predict import DEFAULT_BATCH, Predictor
+    from tsmnet.models.factory import create_model
+    from tsmnet.video import load_video, predict_videos
+    from tsmnet.weights.zoo import weights
+
+    tmp = Path(tempfile.mkdtemp(prefix='bench_predict_many_'))
+    paths = [str(write_video(tmp / f'v{i:03d}.mp4', frames=60)) for i in range(args.videos)]
+    protocol = weights(R50).protocol.with_views(1, args.crops)
+    batch = DEFAULT_BATCH if args.batch is None else args.batch
+    model = create_model(R50)
+    predictor = Predictor(model, protocol, [str(i) for i in range(model.num_classes)],
+                          batch=batch)
+    decoded = [load_video(p, protocol) for p in paths]
+
+    def run_model() -> None:
+        for views in decoded:
+            predictor.scores(views)
+
+    def run_batch(workers: int) -> None:
+        results = list(predict_videos(paths, predictor.scores, protocol, predictor.labels,
+                                      workers=workers))
+        assert all(r.ok for r in results)
+
+    runs = {'model': run_model, 'workers': lambda: run_batch(args.workers),
+            'inline': lambda: run_batch(0)}
+    for views in decoded[:2]:  # warm-up (allocations, oneDNN primitives)
+        predictor.scores(views)
+    seconds: dict[str, list[float]] = {k: [] for k in runs}
+    for r in range(args.repeats):
+        for name in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
+            tic = time.perf_counter()
+            runs[name]()
+            seconds[name].append(time.perf_counter() - tic)
+    ratios = [w / m for w, m in zip(seconds['workers'], seconds['model'])]
+    report = {
+        'benchmark': 'tsmnet predict over many videos: total / model alone',
+        'videos': f'{args.videos} x 60 frames, 340x256, H.264, 30 fps', 'config': R50,
+        'views': f'8 segments x {args.crops} crops', 'threads': args.threads,
+        'workers': args.workers, 'batch': batch, 'repeats': args.repeats,
+        'ratio': statistics.median(ratios), 'ratios': ratios,
+        'inline_ratio': statistics.median(i / m for i, m in zip(seconds['inline'],
+                                                                seconds['model'])),
+        'seconds': {k: statistics.median(v) for k, v in seconds.items()},
+        'torch': torch.__version__, 'loadavg': os.getloadavg()[0],
+    }
+    print(f'{args.videos} videos: model alone {report["seconds"]["model"]:.1f} s, with '
+          f'{args.workers} decoding workers {report["seconds"]["workers"]:.1f} s (ratio '
+          f'{report["ratio"]:.3f}), decoding in-process {report["seconds"]["inline"]:.1f} s '
+          f'(ratio {report["inline_ratio"]:.3f}); load average {report["loadavg"]:.1f}')
     print(json.dumps(report))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=1))

@@ -22,7 +22,8 @@ SRC = Path(tsmnet.__file__).parent
 # every top-level unit; '' is the package itself (``import tsmnet``)
 EVERYTHING = {'__main__', '_torch_compat', '_version', 'archs', 'benchmark', 'cli', 'commands',
               'data', 'demo', 'engine', 'deploy', 'fileio', 'fuse', 'layers', 'mmaction_compat',
-              'models', 'registry', 'shift', 'stream', 'train', 'video', 'weights', ''}
+              'models', 'online', 'progress', 'registry', 'shift', 'stdout', 'stream', 'train',
+              'video', 'weights', ''}
 BELOW_MODELS = {'_torch_compat', '_version', 'archs', 'fileio', 'layers', 'shift', 'weights'}
 # unit (a package or module, dotted under tsmnet; the longest one that holds a file is its
 # unit) -> the units its files may import (a prefix allows everything under it), and those
@@ -65,6 +66,11 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     'fileio': (set(), set()),
     'mmaction_compat': (set(), set()),
     '_version': (set(), set()),
+    # what a command shows: progress over items, standard output kept for results; the
+    # sliding-window class scores of a live stream (torch only)
+    'progress': (set(), set()),
+    'stdout': (set(), set()),
+    'online': (set(), set()),
 }
 LAZY_IMPORTS = ('commands',)  # subcommands import the library when they run (a fast --help)
 FILES = sorted(p.relative_to(SRC).as_posix() for p in SRC.rglob('*.py'))
@@ -130,6 +136,45 @@ def test_imports_run_one_way(path: str) -> None:
     assert not wrong, f'{path} ({unit or "tsmnet"}) imports {sorted(wrong)}'
     if not unit.startswith(LAZY_IMPORTS):
         assert not nested, nested  # no import inside a function to dodge a cycle
+
+
+# video is read with PyAV (tsmnet.video) alone: decord and OpenCV are MMAction2's, not tsmnet's.
+# An optional speed-up guarded by ``except ImportError`` (data/augment.py's OpenCV resize, the
+# same bits as tsmnet.video.transforms.resize) is allowed; nothing may need them.
+FOREIGN_READERS = {'decord', 'cv2'}
+
+
+def _unguarded_imports(path: Path) -> set[str]:
+    """Top-level packages ``path`` imports outside a ``try`` that catches ImportError."""
+    tree = ast.parse(path.read_text())
+    guarded = {id(n) for t in ast.walk(tree) if isinstance(t, ast.Try)
+               and any(isinstance(h.type, ast.Name) and h.type.id in ('ImportError',
+                                                                     'ModuleNotFoundError')
+                       for h in t.handlers)
+               for stmt in t.body for n in ast.walk(stmt)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in guarded:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split('.')[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split('.')[0])
+    return found
+
+
+@pytest.mark.parametrize('path', FILES)
+def test_no_decord_or_opencv(path: str) -> None:
+    used = _unguarded_imports(SRC / path) & FOREIGN_READERS
+    assert not used, f'{path} imports {sorted(used)}: read video with tsmnet.video (PyAV)'
+
+
+def test_the_reader_check_catches_an_import(tmp_path: Path) -> None:
+    bad = tmp_path / 'bad.py'
+    bad.write_text('import numpy\ndef f():\n    import decord\n')
+    assert _unguarded_imports(bad) == {'numpy', 'decord'}
+    bad.write_text('try:\n    import cv2\nexcept ImportError:\n    cv2 = None\n')
+    assert _unguarded_imports(bad) == set()
 
 
 def test_every_top_level_unit_has_a_rule() -> None:

@@ -1,10 +1,16 @@
 """``tsmnet predict`` gives the scores of MMAction2's ``init_recognizer`` +
-``inference_recognizer`` on the same video, config and checkpoint; bad input fails the tsmnet
-way (one line, exit 2)."""
+``inference_recognizer`` on the same video, config and checkpoint; over many videos it writes
+each result as it comes and a bad file is a row; bad input fails the tsmnet way (one line,
+exit 2)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +18,7 @@ import torch
 from video_files import moving_frames, write_video
 
 from tsmnet.cli import main
+from tsmnet.commands.predict import DEFAULT_MODEL, EXIT_FAILED, build_architecture
 
 MBV2 = 'tsm_imagenet-pretrained-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb'
 
@@ -81,15 +88,19 @@ def test_fewer_views_and_labels_file(tmp_path, video, mmaction_models, capsys):
     ckpt = _random_checkpoint(model, tmp_path / 'random.pth', seed=1)
     labels = tmp_path / 'names.txt'
     labels.write_text(''.join(f'thing {i}\n' for i in range(400)))
-    assert main(['predict', str(video), str(video), '--model', MBV2, '--weights', str(ckpt),
+    copy = tmp_path / 'copy.mp4'  # a path named twice is scored once: another file
+    copy.write_bytes(video.read_bytes())
+    assert main(['predict', str(video), str(copy), '--model', MBV2, '--weights', str(ckpt),
                  '--views', '1,1', '--labels', str(labels), '--top', '2']) == 0
     printed = capsys.readouterr().out
     assert printed.count('(1 views') == 2 and 'thing ' in printed
 
 
 @pytest.mark.parametrize('args,message', [
-    (['missing.mp4'], 'video not found: missing.mp4'),
-    (['{bad}'], 'cannot be read as a video'),
+    (['{empty}'], 'holds no video'),
+    (['{empty}/*.mp4'], 'matches no file'),
+    (['--list', '{empty}/list.txt'], 'cannot be read'),
+    (['{video}', '--workers', '-1'], '--workers must be >= 0'),
     (['{video}', '--views', '1'], '--views must be CLIPS,CROPS'),
     (['{video}', '--views', '1,5'], '--views: CLIPS must be >= 1 and CROPS 1, 3 or 10'),
     (['{video}', '--top', '0'], '--top must be >= 1'),
@@ -97,11 +108,92 @@ def test_fewer_views_and_labels_file(tmp_path, video, mmaction_models, capsys):
     (['{video}', '--model', MBV2, '--weights', 'nowhere.pth'], '--weights: no such file'),
 ])
 def test_bad_input_fails_in_one_line(args, message, tmp_path, video, capsys):
-    bad = tmp_path / 'bad.mp4'
-    bad.write_text('this is text\n')
-    args = [a.format(video=video, bad=bad) for a in args]
+    (tmp_path / 'empty').mkdir()
+    args = [a.format(video=video, empty=tmp_path / 'empty') for a in args]
     status = main(['predict', *args])
     err = capsys.readouterr().err
     assert status == 2
     assert err.startswith('tsmnet predict: error: ') and err.count('\n') == 1, err
     assert message in err
+
+
+def _tiny_checkpoint(path: Path) -> Path:
+    """A ResNet-18-TSM of 3 classes read at 32x32, as ``tsmnet finetune`` describes it."""
+    torch.manual_seed(0)
+    model = build_architecture(DEFAULT_MODEL, 3, depth=18)
+    torch.save({'state_dict': model.state_dict(),
+                'meta': {'classes': ['left', 'right', 'still'],
+                         'tsmnet': {'architecture': {'depth': 18},
+                                    'protocol': {'resize_short': 36, 'crop_size': 32}}}},
+               path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def many(tmp_path_factory) -> Path:
+    """Five small videos in a tree, one cut short (corrupt) and one that is text."""
+    root = tmp_path_factory.mktemp('many')
+    (root / 'sub').mkdir()
+    for i in range(5):
+        write_video(root / ('sub' if i % 2 else '') / f'v{i}.mp4',
+                    moving_frames(10, 36, 44, seed=i))
+    good = (root / 'v0.mp4').read_bytes()
+    (root / 'sub' / 'corrupt.mp4').write_bytes(good[:len(good) // 3])
+    (root / 'notes.mp4').write_text('not a video\n')
+    _tiny_checkpoint(root / 'tiny.pth')
+    return root
+
+
+@pytest.mark.slow
+def test_many_videos_as_rows_bad_files_included(many, tmp_path, capsys):
+    """A folder and a list file; --jsonl to stdout (human lines go to stderr), --csv and
+    --json to files; the corrupt and text files are rows with their error; the exit status
+    counts them; progress on a non-terminal is a few lines."""
+    listed = tmp_path / 'list.txt'
+    listed.write_text(f'{many / "v0.mp4"}\n# a comment\n{many / "missing.mp4"}\n')
+    status = main(['predict', str(many), '--list', str(listed), '--weights',
+                   str(many / 'tiny.pth'), '--views', '1,1', '--top', '2', '--jsonl', '-',
+                   '--csv', str(tmp_path / 'out.csv'), '--json', str(tmp_path / 'out.json'),
+                   '--workers', '0', '--threads', '1'])
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    videos = [Path(r['video']).name for r in rows]
+    assert videos == ['notes.mp4', 'corrupt.mp4', 'v1.mp4', 'v3.mp4', 'v0.mp4', 'v2.mp4',
+                      'v4.mp4', 'missing.mp4']
+    failed = {Path(r['video']).name: r['error'] for r in rows if r['error']}
+    assert set(failed) == {'notes.mp4', 'corrupt.mp4', 'missing.mp4'}
+    assert status == EXIT_FAILED + 3
+    assert all(name in error for name, error in failed.items())
+    for r in rows:
+        if not r['error']:
+            assert r['views'] == 1 and [t['label'] for t in r['top']][0] in \
+                ('left', 'right', 'still') and len(r['top']) == 2
+    assert 'v4.mp4  (1 views' in err and 'corrupt.mp4  FAILED: ' in err
+    progress = [line for line in err.splitlines() if ' videos (' in line]
+    assert 1 <= len(progress) <= 5 and progress[-1].startswith('8/8 videos (100%, 3 failed')
+    assert '3 of 8 videos could not be read' in err
+    doc = json.loads((tmp_path / 'out.json').read_text())
+    assert doc['videos'] == rows and doc['failed'] == 3 and doc['protocol']['crop_size'] == 32
+    table = list(csv.DictReader((tmp_path / 'out.csv').open()))
+    assert [Path(r['video']).name for r in table] == videos
+    assert [r['label_1'] for r in table] == [r['top'][0]['label'] if r['top'] else ''
+                                             for r in rows]
+
+
+@pytest.mark.slow
+def test_workers_in_a_process_with_json_on_stdout(many):
+    """The command as a user runs it: decoding in 2 worker processes, ``--json -`` a JSON
+    document on stdout alone, the same scores as decoding in-process."""
+    env = dict(os.environ, TSMNET_SHIFT_BACKEND='torch')
+    runs = {}
+    for workers in ('2', '0'):
+        proc = subprocess.run(
+            [sys.executable, '-m', 'tsmnet', 'predict', str(many / 'sub'), str(many / 'v0.mp4'),
+             '--weights', str(many / 'tiny.pth'), '--views', '1,1', '--json', '-', '--workers',
+             workers, '--threads', '1'], capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == EXIT_FAILED + 1, proc.stderr[-2000:]
+        runs[workers] = json.load(io.StringIO(proc.stdout))
+        assert 'corrupt.mp4  FAILED' in proc.stderr
+    assert [(v['video'], v['top'], v['error']) for v in runs['2']['videos']] == \
+        [(v['video'], v['top'], v['error']) for v in runs['0']['videos']]
+    assert len(runs['2']['videos']) == 4 and runs['2']['failed'] == 1

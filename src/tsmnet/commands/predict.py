@@ -12,22 +12,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 
-from ..fileio import write_text
 from ..fuse import fuse_conv_bn
 from ..models.factory import create_model
 from ..models.recognizer import Recognizer
 from ..models.saving import load
-from ..video import TestProtocol, VideoError, VideoTransform, probe, read_sampled
+from ..progress import ProgressReport
+from ..stdout import results_stdout
+from ..video import (
+    ResultWriter,
+    TestProtocol,
+    VideoResult,
+    VideoTransform,
+    find_videos,
+    predict_videos,
+    read_sampled,
+)
 from ..weights.saved import read_saved
 from ..weights.zoo import weights
 from .errors import CommandError
@@ -39,6 +48,10 @@ DEFAULT_MODEL = 'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb'
 # 1.2-1.4x, one repeat), so 4 stays until a quiet machine settles it. Contiguous (not
 # channels-last) was 1.35x slower at 4.
 DEFAULT_BATCH = 4
+# decoding processes for several videos (the model's own threads take the other cores)
+DEFAULT_WORKERS = 2
+# exit status when videos failed: this + their number (capped at 255), apart from argparse's 2
+EXIT_FAILED = 100
 LOGGER = logging.getLogger(__name__)
 
 
@@ -46,7 +59,12 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         'predict', help='classify videos with a zoo model (top-K labels and probabilities)',
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('videos', nargs='+', metavar='VIDEO', help='video files')
+    parser.add_argument('videos', nargs='*', metavar='VIDEO',
+                        help='video files, folders (searched recursively for video files), '
+                             "glob patterns ('clips/**/*.mp4') or @FILE: a list of paths, one "
+                             'a line')
+    parser.add_argument('--list', action='append', default=[], metavar='FILE',
+                        help='a file listing videos, one path a line (as @FILE; repeatable)')
     parser.add_argument('--model', default=DEFAULT_MODEL,
                         help='zoo entry: architecture, test protocol and labels (tsmnet.'
                              f'list_models(); default: {DEFAULT_MODEL})')
@@ -62,9 +80,24 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument('--batch', type=int, default=DEFAULT_BATCH,
                         help=f'views scored per forward pass (default: {DEFAULT_BATCH}; memory '
                              'vs speed)')
-    parser.add_argument('--json', dest='json_path', help='write the results as JSON')
+    parser.add_argument('--json', dest='json_path', metavar='PATH',
+                        help="write the results as one JSON document ('-': standard output)")
+    parser.add_argument('--jsonl', dest='jsonl_path', metavar='PATH',
+                        help="write one JSON line per video as it is scored ('-': standard "
+                             'output)')
+    parser.add_argument('--csv', dest='csv_path', metavar='PATH',
+                        help="write one CSV row per video as it is scored ('-': standard "
+                             'output)')
+    parser.add_argument('--workers', type=int, default=None,
+                        help='processes that decode the next videos while the model runs '
+                             f'(default: 0 for one video, else {DEFAULT_WORKERS})')
+    parser.add_argument('--quiet', action='store_true',
+                        help='print no per-video lines (progress and the summary only)')
     parser.add_argument('--device', default='cpu', help='torch device (default: cpu)')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.epilog = ('exit status: 0 when every video was scored; 100 + the number of videos '
+                     'that could not be read (at most 255) when some were not; 2 for a bad '
+                     'command line.')
     parser.set_defaults(func=run)
 
 
@@ -219,7 +252,10 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def format_prediction(p: Prediction) -> str:
+def format_prediction(p: Prediction | VideoResult) -> str:
+    """A video's result as the lines ``tsmnet predict`` prints."""
+    if getattr(p, 'error', None) is not None:
+        return f'{p.video}  FAILED: {p.error}'
     width = max(len(label) for _, label, _ in p.top)
     stages = ', '.join(f'{stage} {seconds:.2f} s' for stage, seconds in p.seconds.items())
     lines = [f'{p.video}  ({p.views} views, {stages})']
@@ -228,32 +264,66 @@ def format_prediction(p: Prediction) -> str:
     return '\n'.join(lines)
 
 
+def _targets(args: argparse.Namespace) -> list[tuple[str, str]]:
+    targets = [(kind, path) for kind, path in (('json', args.json_path),
+                                               ('jsonl', args.jsonl_path),
+                                               ('csv', args.csv_path)) if path]
+    if sum(path == '-' for _, path in targets) > 1:
+        raise CommandError('only one of --json, --jsonl, --csv can write to standard output '
+                           "('-')")
+    return targets
+
+
+def _writers(args: argparse.Namespace, targets: list[tuple[str, str]], stdout: TextIO,
+             header: dict[str, Any]) -> list[ResultWriter]:
+    writers: list[ResultWriter] = []
+    try:
+        for kind, path in targets:
+            writers.append(ResultWriter(kind, stdout if path == '-' else path, header,
+                                        args.top))
+    except ValueError as err:
+        for writer in writers:
+            writer.close()
+        raise CommandError(str(err)) from None
+    return writers
+
+
 def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise CommandError(f'--top must be >= 1, got {args.top}')
-    for video in args.videos:  # every video readable before a model is built or downloaded
-        if not Path(video).is_file():
-            raise CommandError(f'video not found: {video}')
-        try:
-            probe(video)
-        except VideoError as err:
-            raise CommandError(str(err)) from None
+    if args.workers is not None and args.workers < 0:
+        raise CommandError(f'--workers must be >= 0, got {args.workers}')
+    try:  # every argument expands before a model is built or downloaded
+        videos = find_videos([*args.videos, *(f'@{path}' for path in args.list)])
+    except ValueError as err:
+        raise CommandError(str(err)) from None
     parse_views(args.views)
-    with _threads(args.threads):
+    workers = args.workers if args.workers is not None else \
+        (0 if len(videos) == 1 else DEFAULT_WORKERS)
+    targets = _targets(args)
+    to_stdout = any(path == '-' for _, path in targets)
+    human = sys.stderr if to_stdout else sys.stdout  # human output goes where results do not
+    with _threads(args.threads), results_stdout(to_stdout) as stdout:
         predictor = build_predictor(args.model, args.weights, args.labels, args.views,
                                     args.device, args.batch)
-        results = []
-        for video in args.videos:
-            try:
-                prediction = predictor(video, args.top)
-            except VideoError as err:
-                raise CommandError(str(err)) from None
-            print(format_prediction(prediction))
-            results.append(prediction)
-    if args.json_path:
-        write_text(Path(args.json_path), json.dumps({
-            'model': args.model, 'weights': args.weights, 'protocol': asdict(predictor.protocol),
-            'videos': [{'video': p.video, 'views': p.views, 'seconds': p.seconds,
-                        'top': [{'index': i, 'label': label, 'prob': prob}
-                                for i, label, prob in p.top]} for p in results]}, indent=1))
+        header = {'model': args.model, 'weights': args.weights,
+                  'protocol': asdict(predictor.protocol)}
+        writers = _writers(args, targets, stdout, header)
+        failed = 0
+        try:
+            with ProgressReport(len(videos), 'videos') as progress:
+                for result in predict_videos(videos, predictor.scores, predictor.protocol,
+                                             predictor.labels, args.top, workers):
+                    failed += not result.ok
+                    for writer in writers:
+                        writer.write(result)
+                    if not args.quiet or not result.ok:
+                        progress.print(format_prediction(result), human)
+                    progress.advance(failed=not result.ok)
+        finally:
+            for writer in writers:
+                writer.close({'failed': failed})
+    if failed:
+        progress.print(f'{failed} of {len(videos)} videos could not be read', sys.stderr)
+        return min(EXIT_FAILED + failed, 255)
     return 0

@@ -1,25 +1,28 @@
-"""``tsmnet stream``: run a causal ResNetTSM or MobileNetV2TSM over a video frame by frame, as a
-live camera would.
+"""``tsmnet stream``: run a causal ResNetTSM or MobileNetV2TSM over a video frame by frame, live.
 
-Each frame is read (decord, or OpenCV where decord cannot open the file), resized to
-``--size`` x ``--size``, normalised with the ImageNet mean and std of MMAction2's TSM configs,
-and passed through :class:`tsmnet.TSMStream` alone. Per frame the command prints the step
-latency and the top feature channel (spatially averaged), or, with a checkpoint that has
-MMAction2's ``cls_head.fc_cls``, the top class averaged over the last ``--window`` frames
-(TSM's segment consensus, online). Without a video it streams a generated clip: a bright
-square moving across a dark frame.
+Frames come from a video file, a camera (``--camera N`` or ``/dev/videoN``), a network stream
+(``rtsp://``, ``http(s)://``, ``udp://``...) or a pipe on standard input (``-``), read with
+PyAV (:class:`tsmnet.video.FrameSource`); each is resized (short side) and center-cropped to
+``--size`` and normalised with the model's mean and std, as ``tsmnet predict`` reads one view,
+then passed through :class:`tsmnet.TSMStream` alone. Per frame the command prints the step
+latency and, with a checkpoint that has MMAction2's ``cls_head.fc_cls``, the class names and
+probabilities of the last ``--smooth`` frames' consensus (the top feature channel without
+one). A live source never waits for the model: frames it is too slow for are dropped and
+counted. Without a source it streams a generated clip: a bright square moving across a dark
+frame.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
+import sys
 import time
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -27,17 +30,25 @@ from ..archs import RESNET_DEPTHS
 from ..fileio import write_text
 from .errors import CommandError
 
-# MMAction2's ActionDataPreprocessor for TSM (RGB, 0..255)
-MEAN: tuple[float, float, float] = (123.675, 116.28, 103.53)
-STD: tuple[float, float, float] = (58.395, 57.12, 57.375)
-
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         'stream', help='run a causal TSM backbone over a video frame by frame (online TSM)',
         description=__doc__.split('\n\n')[0] + '\n\n' + __doc__.split('\n\n')[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('video', nargs='?', help='a video file; a generated clip when omitted')
+    parser.add_argument('source', nargs='?', metavar='SOURCE',
+                        help='a video file, a camera (/dev/videoN), a URL (rtsp://, http://, '
+                             "https://, udp://...) or '-' for a pipe on standard input; a "
+                             'generated clip when omitted')
+    parser.add_argument('--camera', type=int, metavar='N',
+                        help='read camera N (/dev/videoN through v4l2 on Linux, avfoundation '
+                             'on macOS)')
+    parser.add_argument('--input-format', metavar='FMT',
+                        help="FFmpeg's input format when it cannot be guessed (mjpeg, "
+                             'mpegts, v4l2...)')
+    parser.add_argument('--input-option', action='append', default=[], metavar='KEY=VALUE',
+                        help="an FFmpeg option of the input (video_size=640x480, "
+                             'framerate=30, rtsp_transport=udp...; repeatable)')
     parser.add_argument('--arch', default='resnet', choices=ARCHS,
                         help='backbone: a ResNetTSM of --depth, or MobileNetV2TSM (the '
                              'network of TSM\'s online demo; default: resnet)')
@@ -46,21 +57,41 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument('--frames', type=int, default=None,
                         help='frames to process (default: the whole video, 16 generated)')
     parser.add_argument('--size', type=int, default=224,
-                        help='frames are resized to SIZE x SIZE (default: 224)')
+                        help='the model input side: the short side is resized to SIZE * '
+                             '256 / 224, then a SIZE x SIZE center crop (default: 224)')
     parser.add_argument('--checkpoint', help='weights of the causal backbone: a backbone state '
                         'dict or an MMAction2 recognizer checkpoint (backbone. and cls_head. '
                         'keys); random weights when omitted')
     parser.add_argument('--shift-place', default='blockres', choices=('blockres', 'block'),
                         help='where a ResNet shifts (default: blockres)')
     parser.add_argument('--shift-div', type=int, default=8)
-    parser.add_argument('--reader', default='auto', choices=READERS,
-                        help='video decoder: decord, opencv, or auto (decord, else OpenCV)')
-    parser.add_argument('--window', type=int, default=8,
-                        help='frames whose class scores are averaged (default: 8)')
+    parser.add_argument('--labels', metavar='FILE',
+                        help='class names, one a line (default: labels.txt beside '
+                             '--checkpoint; else "class N")')
+    parser.add_argument('--smooth', '--window', dest='smooth', type=int, default=8,
+                        metavar='K',
+                        help="frames whose class logits are averaged (TSM's consensus over "
+                             'the last K frames; default: 8)')
+    parser.add_argument('--threshold', type=float, default=0.0, metavar='P',
+                        help='name the top class only when its probability is at least P '
+                             '(default: 0, always)')
+    parser.add_argument('--top', type=int, default=3, help='classes per frame in --jsonl and '
+                        '--json (default: 3)')
+    parser.add_argument('--queue', type=int, default=2, metavar='N',
+                        help='frames decoded ahead of the model (default: 2); a live source '
+                             'drops the oldest when they are full')
+    parser.add_argument('--no-drop', action='store_true',
+                        help='make a live source wait for the model instead of dropping frames '
+                             '(files always wait)')
     parser.add_argument('--device', default='cpu', help='torch device (default: cpu)')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     parser.add_argument('--seed', type=int, default=0, help='seed of the random weights')
-    parser.add_argument('--json', dest='json_path', help='write per-frame results as JSON')
+    parser.add_argument('--json', dest='json_path', metavar='PATH',
+                        help='write the summary and every frame as one JSON document at the '
+                             "end ('-': standard output)")
+    parser.add_argument('--jsonl', dest='jsonl_path', metavar='PATH',
+                        help="write one JSON line per frame as it is scored ('-': standard "
+                             'output; the human lines then go to standard error)')
     parser.add_argument('--onnx', metavar='FILE',
                         help='run an exported step (tsmnet export --kind step, fp32 or int8) on '
                              'ONNX Runtime instead of the eager model; its frame size is used')
@@ -80,7 +111,6 @@ def generated_clip(frames: int, size: int) -> Iterator[np.ndarray]:
         yield frame
 
 
-READERS: tuple[str, ...] = ('auto', 'decord', 'opencv')
 ARCHS: tuple[str, ...] = ('resnet', 'mobilenetv2')
 
 
@@ -95,66 +125,6 @@ def build_backbone(arch: str, depth: int = 50, shift_place: str = 'blockres',
         return ResNetTSM(depth, shift_mode='causal', shift_place=shift_place,
                          shift_div=shift_div, pretrained=None)
     raise ValueError(f'arch must be one of {ARCHS}, got {arch!r}')
-
-
-def read_video(path: str, frames: int | None = None,
-               reader: str = 'auto') -> Iterator[np.ndarray]:
-    """Decode ``path`` frame by frame as ``[H, W, 3]`` uint8 RGB.
-
-    Args:
-        path: The video file.
-        frames: Read at most this many frames. Defaults to None, all.
-        reader: ``'decord'``, ``'opencv'``, or ``'auto'`` (default): decord, else OpenCV
-            where decord is missing or cannot open the file.
-    """
-    if reader not in READERS:
-        raise ValueError(f'reader must be one of {READERS}, got {reader!r}')
-    if not Path(path).is_file():
-        raise FileNotFoundError(f'video file not found: {path}')
-    video = None
-    if reader != 'opencv':
-        try:
-            import decord
-
-            video = decord.VideoReader(path)
-        except Exception:  # decord missing, or a container it cannot open
-            if reader == 'decord':
-                raise
-    if video is not None:
-        count = len(video) if frames is None else min(frames, len(video))
-        for i in range(count):
-            try:
-                frame = video[i].asnumpy()
-            except Exception as err:  # decord opens some non-videos, then cannot seek
-                raise ValueError(f'cannot decode frame {i} of {path}: expected a video file '
-                                 f'({err})') from err
-            yield frame
-        return
-    import cv2
-
-    capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        raise ValueError(f'cannot open video {path} with decord or OpenCV')
-    try:
-        read = 0
-        while frames is None or read < frames:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            read += 1
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
-
-
-def to_tensor(frame: np.ndarray, size: int):
-    """``[H, W, 3]`` uint8 RGB to a normalised ``[1, 3, size, size]`` float32 tensor."""
-    import cv2
-    import torch
-
-    resized = cv2.resize(frame, (size, size), interpolation=cv2.INTER_LINEAR)
-    x = (resized.astype(np.float32) - np.float32(MEAN)) / np.float32(STD)
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
 
 
 def _load(model: Any, path: str) -> Any:
@@ -235,15 +205,88 @@ class OnnxStep:
         return torch.from_numpy(outputs[0])
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
+def _options(pairs: list[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition('=')
+        if not sep or not key:
+            raise CommandError(f'--input-option must be KEY=VALUE, got {pair!r}')
+        options[key] = value
+    return options
 
-    from tsmnet.stream import TSMStream
+
+def _labels(args: argparse.Namespace, num_classes: int) -> list[str]:
+    """Class names: --labels, labels.txt beside the checkpoint, or ``class N``."""
+    path = Path(args.labels) if args.labels else \
+        (Path(args.checkpoint).parent / 'labels.txt' if args.checkpoint else None)
+    if path is None or (not args.labels and not path.is_file()):
+        return [f'class {i}' for i in range(num_classes)]
+    try:
+        names = [line.strip() for line in path.read_text(encoding='utf-8').splitlines()
+                 if line.strip()]
+    except OSError as err:
+        raise CommandError(f'--labels: cannot read {path}: {err.strerror or err}') from None
+    if len(names) != num_classes:
+        raise CommandError(f'--labels: {len(names)} class names in {path} for a model of '
+                           f'{num_classes} classes')
+    return names
+
+
+def _open_source(args: argparse.Namespace) -> tuple[Any, str]:
+    """The frames to stream: a :class:`FrameSource`, or the generated clip."""
+    from tsmnet.video import FrameSource, VideoError
+
+    if args.camera is not None and args.source:
+        raise CommandError('give a SOURCE or --camera, not both')
+    source = args.camera if args.camera is not None else args.source
+    if source is None:
+        clip = generated_clip(args.frames or 16, args.size)
+        return contextlib.nullcontext(enumerate(clip)), 'a generated clip'
+    if args.queue < 1:
+        raise CommandError(f'--queue must be >= 1, got {args.queue}')
+    try:
+        frames = FrameSource(source, input_format=args.input_format,
+                             options=_options(args.input_option),
+                             drop=False if args.no_drop else None, queue_size=args.queue)
+    except VideoError as err:
+        raise CommandError(str(err)) from None
+    what = {'camera': 'camera', 'network': 'stream', 'pipe': 'standard input',
+            'file': 'video'}[frames.kind]
+    return frames, f'{what} {frames.name}'
+
+
+def _emit(stream: TextIO, record: dict[str, Any]) -> None:
+    stream.write(json.dumps(record) + '\n')
+    stream.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    from tsmnet.stdout import results_stdout
 
     if args.frames is not None and args.frames < 1:
         raise CommandError(f'--frames must be >= 1, got {args.frames}')
     if args.size < 32:
         raise CommandError(f'--size must be >= 32, got {args.size}')
+    if args.smooth < 1:
+        raise CommandError(f'--smooth must be >= 1, got {args.smooth}')
+    if not 0.0 <= args.threshold <= 1.0:
+        raise CommandError(f'--threshold must be a probability in [0, 1], got {args.threshold}')
+    if args.top < 1:
+        raise CommandError(f'--top must be >= 1, got {args.top}')
+    if args.json_path == '-' and args.jsonl_path == '-':
+        raise CommandError("only one of --json, --jsonl can write to standard output ('-')")
+    with results_stdout('-' in (args.json_path, args.jsonl_path)) as out:
+        return _stream(args, out)
+
+
+def _stream(args: argparse.Namespace, out: TextIO) -> int:
+    """The stream itself; ``out`` is where results sent to ``-`` go."""
+    import torch
+
+    from tsmnet.online import OnlineScores
+    from tsmnet.stream import TSMStream
+    from tsmnet.video import FrameTransform, VideoError, single_view_protocol
+
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -270,60 +313,89 @@ def run(args: argparse.Namespace) -> int:
                 if args.arch == 'mobilenetv2' else
                 f'a causal ResNet-{args.depth}-TSM ({args.shift_place}, {stream.num_sites} '
                 f'shift sites)')
-    source = args.video or 'a generated clip'
-    frames = (read_video(args.video, args.frames, args.reader) if args.video
-              else generated_clip(args.frames or 16, args.size))
-    print(f'streaming {source} through {name} on {device}, {args.size}x{args.size}')
+    transform = FrameTransform(single_view_protocol(args.size))
+    frames, source = _open_source(args)
+    jsonl = out if args.jsonl_path == '-' else \
+        (open(args.jsonl_path, 'w', encoding='utf-8') if args.jsonl_path else None)  # noqa: SIM115
+    human = sys.stderr if '-' in (args.jsonl_path, args.json_path) else sys.stdout
+    print(f'streaming {source} through {name} on {device}, {args.size}x{args.size} '
+          f'({transform})', file=human)
 
     records: list[dict[str, Any]] = []
-    window: deque[torch.Tensor] = deque(maxlen=max(args.window, 1))
-    for t, frame in enumerate(frames):
-        x = to_tensor(frame, args.size).to(device)
-        if device.type == 'cuda':
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        features = step(x)
-        if device.type == 'cuda':
-            torch.cuda.synchronize()
-        latency = time.perf_counter() - start
-        record: dict[str, Any] = {'frame': t, 'ms': round(1e3 * latency, 3)}
-        scores_out = onnx_step is not None and onnx_step.scores
-        pooled = features.float()[0] if scores_out else features.float().mean(dim=(2, 3))[0]
-        if scores_out:  # the step of a recogniser: the frame's class scores
-            window.append(pooled.softmax(-1))
-            scores = torch.stack(tuple(window)).mean(0)
-            top = int(scores.argmax())
-            record.update(top_class=top, score=round(float(scores[top]), 6))
-            what = f'top class {top} ({record["score"]:.4f}, last {len(window)} frames)'
-        elif head is None:
-            top = int(pooled.argmax())
-            record.update(top_feature=top, value=round(float(pooled[top]), 6))
-            what = f'top feature {top} ({record["value"]:.4f})'
-        else:
-            weight, bias = head
-            logits = pooled @ weight.float().t() + (0 if bias is None else bias.float())
-            window.append(logits.softmax(-1))
-            scores = torch.stack(tuple(window)).mean(0)
-            top = int(scores.argmax())
-            record.update(top_class=top, score=round(float(scores[top]), 6))
-            what = f'top class {top} ({record["score"]:.4f}, last {len(window)} frames)'
-        records.append(record)
-        if not args.quiet:
-            print(f'frame {t:4d}  {record["ms"]:8.2f} ms  {what}')
+    scores: OnlineScores | None = None
+    dropped = 0
+    try:
+        with frames as numbered:
+            for number, frame in numbered:
+                x = transform(frame)[None].to(device)
+                if device.type == 'cuda':
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                features = step(x)
+                if device.type == 'cuda':
+                    torch.cuda.synchronize()
+                latency = time.perf_counter() - start
+                dropped = getattr(frames, 'dropped', 0)
+                record: dict[str, Any] = {'frame': number, 'ms': round(1e3 * latency, 3),
+                                          'dropped': dropped}
+                scores_out = onnx_step is not None and onnx_step.scores
+                if scores_out:  # the step of a recogniser: the frame's class logits
+                    logits = features.float()[0]
+                elif head is not None:
+                    weight, bias = head
+                    pooled = features.float().mean(dim=(2, 3))[0]
+                    logits = pooled @ weight.float().t() + (0 if bias is None else bias.float())
+                else:
+                    logits = None
+                if logits is not None:
+                    if scores is None:
+                        scores = OnlineScores(_labels(args, logits.numel()), args.smooth,
+                                              args.threshold, args.top)
+                    result = scores.update(logits)
+                    record.update(label=result.label, window=result.window,
+                                  top=[{'index': i, 'label': label, 'prob': round(p, 6)}
+                                       for i, label, p in result.top])
+                    _, best, prob = result.top[0]
+                    what = (f'{best} {prob:.4f}' if result.label is not None else
+                            f'- (best {best} {prob:.4f} < {args.threshold})') + \
+                        f' (last {result.window} frames)'
+                else:
+                    pooled = features.float().mean(dim=(2, 3))[0]
+                    top = int(pooled.argmax())
+                    record.update(top_feature=top, value=round(float(pooled[top]), 6))
+                    what = f'top feature {top} ({record["value"]:.4f})'
+                records.append(record)
+                if jsonl is not None:
+                    _emit(jsonl, record)
+                if not args.quiet:
+                    extra = f'  ({dropped} dropped)' if dropped else ''
+                    print(f'frame {number:4d}  {record["ms"]:8.2f} ms  {what}{extra}', file=human)
+                if args.frames is not None and len(records) >= args.frames:
+                    break
+    except VideoError as err:
+        raise CommandError(str(err)) from None
+    finally:
+        if jsonl is not None and jsonl is not out:
+            jsonl.close()
     if not records:
-        raise CommandError(f'no frame could be read from {source}: expected a video file')
+        raise CommandError(f'no frame could be read from {source}: expected a video')
 
     latencies = sorted(r['ms'] for r in records[1:] or records)  # the first step allocates
     # interpolated, so never below the median however few frames there are
     p90 = (statistics.quantiles(latencies, n=10, method='inclusive')[-1]
            if len(latencies) > 1 else latencies[0])
     median = statistics.median(latencies)
+    dropped = getattr(frames, 'dropped', 0)
     print(f'{len(records)} frames; per-frame latency median {median:.2f} ms, p90 {p90:.2f} ms '
-          f'({1e3 / median:.1f} frames/s; first frame, which allocates the buffers, excluded)')
+          f'({1e3 / median:.1f} frames/s; first frame, which allocates the buffers, excluded); '
+          f'{dropped} frames dropped', file=human)
     if args.json_path:
         summary = {'source': source, 'arch': args.arch, 'depth': args.depth, 'size': args.size,
-                   'onnx': args.onnx,
-                   'device': str(device), 'median_ms': median, 'p90_ms': p90,
-                   'frames': records}
-        write_text(args.json_path, json.dumps(summary, indent=1) + '\n')
+                   'onnx': args.onnx, 'device': str(device), 'median_ms': median,
+                   'p90_ms': p90, 'dropped': dropped, 'frames': records}
+        text = json.dumps(summary, indent=1) + '\n'
+        if args.json_path == '-':
+            out.write(text)
+        else:
+            write_text(args.json_path, text)
     return 0

@@ -12,13 +12,24 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
+
+from ..video import (
+    VIDEO_EXTENSIONS,
+    VideoError,
+    VideoReader,
+    find_videos,
+    sample_frames,
+    single_view_protocol,
+    transforms,
+)
 
 __all__ = ['VIDEO_SUFFIXES', 'calibration_clips', 'normalise_unit_clips', 'smooth_clips',
            'step_feeds']
 
-VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v')
+VIDEO_SUFFIXES = VIDEO_EXTENSIONS  # the extensions a calibration folder is searched for
 
 
 def smooth_clips(n: int, num_frames: int, channels: int, size: tuple[int, int],
@@ -33,26 +44,29 @@ def smooth_clips(n: int, num_frames: int, channels: int, size: tuple[int, int],
 
 
 def _read_folder(folder: Path, num_frames: int, size: int) -> list[torch.Tensor]:
-    """Clips ``[1, T, 3, size, size]`` in ``[0, 1]`` from the videos of ``folder``: ``T``
-    frames sampled uniformly over each video (decord), resized to ``size`` x ``size``."""
-    import decord  # comes with mmaction2; the video extra
-
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-    if not files:
+    """Clips ``[1, T, 3, size, size]`` in ``[0, 1]`` from the videos under ``folder`` (searched
+    recursively, so the class-folder tree ``tsmnet finetune`` takes works too): ``T`` frames
+    sampled as MMAction2's test pipeline does (:func:`tsmnet.video.sample_frames`), read with
+    :mod:`tsmnet.video` (PyAV), each one view of the center-crop protocol (short side to
+    ``size * 256 / 224``, a ``size`` x ``size`` center crop: what ``tsmnet predict`` and
+    ``tsmnet stream`` read)."""
+    try:
+        files = find_videos([folder], VIDEO_SUFFIXES)
+    except ValueError:
         raise ValueError(f"calibration folder {folder} holds no video "
-                         f"({', '.join(VIDEO_SUFFIXES)})")
+                         f"({', '.join(VIDEO_SUFFIXES)}, in it or in its subfolders)") from None
+    protocol = single_view_protocol(size)
     clips = []
     for path in files:
         try:
-            video = decord.VideoReader(str(path))
-        except Exception as err:  # decord raises its own error types
+            with VideoReader(path) as video:
+                frames = video.read(sample_frames(len(video), num_frames))
+        except VideoError as err:
             raise ValueError(f'calibration video {path} cannot be decoded: {err}') from err
-        count = len(video)
-        index = [min(int((i + 0.5) * count / num_frames), count - 1) for i in range(num_frames)]
-        frames = torch.from_numpy(video.get_batch(index).asnumpy()).permute(0, 3, 1, 2)
-        frames = torch.nn.functional.interpolate(frames.float() / 255, size=(size, size),
-                                                 mode='bilinear', align_corners=False)
-        clips.append(frames[None])
+        short = transforms.resize_short_side(frames, protocol.resize_short)
+        crops = torch.from_numpy(np.ascontiguousarray(
+            transforms.center_crop(short, protocol.crop_size)[0]))
+        clips.append((crops.permute(0, 3, 1, 2).float() / 255)[None])
     return clips
 
 
