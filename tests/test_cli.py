@@ -13,6 +13,7 @@ import pytest
 
 import tsmnet
 from tsmnet.cli import COMMANDS, main
+from tsmnet.commands.errors import CommandError
 
 
 @pytest.fixture(scope='module')
@@ -122,7 +123,7 @@ def test_in_a_fresh_process(files, command: str, argv) -> None:
 
 def test_messages_say_what_was_expected(files, capsys) -> None:
     assert main(['stream', str(files['missing'])]) == 2
-    assert f'video file not found: {files["missing"]}' in capsys.readouterr().err
+    assert f"video '{files['missing']}': no such file" in capsys.readouterr().err
     assert main(['convert', str(files['text']), str(files['dir'] / 'o'), '--from', 'tsm']) == 2
     assert f'cannot read checkpoint {files["text"]}: it is truncated, corrupt or not a ' \
         'PyTorch checkpoint' in capsys.readouterr().err
@@ -132,7 +133,7 @@ def test_messages_say_what_was_expected(files, capsys) -> None:
     assert f'cannot read {files["not_config"]} as an MMAction2 config: SyntaxError' in \
         capsys.readouterr().err
     assert main(['stream', str(files['text']), '--depth', '18', '--size', '32']) == 2
-    assert f'of {files["text"]}: expected a video file' in capsys.readouterr().err
+    assert f"video '{files['text']}': cannot be opened as a video" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(['info', '--depth', '7'])
     assert info.value.code == 2
@@ -143,11 +144,11 @@ def test_messages_say_what_was_expected(files, capsys) -> None:
 def test_debug_shows_the_traceback(files) -> None:
     proc = _run(['--debug', 'stream', str(files['missing'])])
     assert proc.returncode != 0
-    assert 'Traceback' in proc.stderr and 'FileNotFoundError' in proc.stderr, proc.stderr
+    assert 'Traceback' in proc.stderr and 'no such file' in proc.stderr, proc.stderr
 
 
 def test_debug_after_the_command_raises(files) -> None:
-    with pytest.raises(FileNotFoundError, match='video file not found'):
+    with pytest.raises(CommandError, match='no such file'):
         main(['stream', str(files['missing']), '--debug'])
 
 

@@ -22,9 +22,10 @@ import torch
 from video_files import moving_frames, write_video
 
 from tsmnet.cli import main
-from tsmnet.commands.predict import DEFAULT_MODEL, build_architecture
+from tsmnet.commands.predict import DEFAULT_MODEL
 from tsmnet.online import OnlineScores
 from tsmnet.stream import TSMStream
+from tsmnet.train.model import build_architecture
 from tsmnet.video import FrameSource, FrameTransform, single_view_protocol
 
 T = 8  # the zoo entry's num_segments

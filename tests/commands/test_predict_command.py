@@ -18,7 +18,8 @@ import torch
 from video_files import moving_frames, write_video
 
 from tsmnet.cli import main
-from tsmnet.commands.predict import DEFAULT_MODEL, EXIT_FAILED, build_architecture
+from tsmnet.commands.predict import DEFAULT_MODEL, EXIT_FAILED
+from tsmnet.train.model import build_architecture
 
 MBV2 = 'tsm_imagenet-pretrained-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb'
 

@@ -127,10 +127,11 @@ def build_backbone(arch: str, depth: int = 50, shift_place: str = 'blockres',
     raise ValueError(f'arch must be one of {ARCHS}, got {arch!r}')
 
 
-def _load(model: Any, path: str) -> Any:
-    """Load ``path`` into the backbone ``model``; return the classifier ``(weight, bias)`` or
-    None. A checkpoint that describes its model (``tsmnet finetune``, ``tsmnet.save``) must
-    describe this backbone (the error says which options build it)."""
+def _load(model: Any, path: str) -> tuple[Any, list[str] | None]:
+    """Load ``path`` into the backbone ``model``; return the classifier ``(weight, bias)`` (or
+    None) and the class names the checkpoint carries (or None). A checkpoint that describes
+    its model (``tsmnet finetune``, ``tsmnet.save``) must describe this backbone (the error
+    says which options build it)."""
     from tsmnet.models.architecture import describe_backbone
     from tsmnet.weights.checkpoint import load_state_dict_checked
     from tsmnet.weights.saved import read_saved
@@ -153,9 +154,8 @@ def _load(model: Any, path: str) -> Any:
     load_state_dict_checked(model, backbone, strict=True, source=path)
     weight = state_dict.get('cls_head.fc_cls.weight')
     if weight is None:
-        return None
-    bias = state_dict.get('cls_head.fc_cls.bias')
-    return weight, bias
+        return None, info.class_names
+    return (weight, state_dict.get('cls_head.fc_cls.bias')), info.class_names
 
 
 # what makes a saved backbone another network than the one --arch ... builds
@@ -215,8 +215,11 @@ def _options(pairs: list[str]) -> dict[str, str]:
     return options
 
 
-def _labels(args: argparse.Namespace, num_classes: int) -> list[str]:
-    """Class names: --labels, labels.txt beside the checkpoint, or ``class N``."""
+def _labels(args: argparse.Namespace, num_classes: int,
+            saved: list[str] | None = None) -> list[str]:
+    """Class names: --labels, the checkpoint's own, labels.txt beside it, or ``class N``."""
+    if not args.labels and saved is not None and len(saved) == num_classes:
+        return list(saved)
     path = Path(args.labels) if args.labels else \
         (Path(args.checkpoint).parent / 'labels.txt' if args.checkpoint else None)
     if path is None or (not args.labels and not path.is_file()):
@@ -292,6 +295,7 @@ def _stream(args: argparse.Namespace, out: TextIO) -> int:
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     onnx_step = None
+    class_names: list[str] | None = None
     if args.onnx:
         if args.checkpoint:
             raise CommandError('--checkpoint and --onnx exclude each other: the weights are '
@@ -303,7 +307,7 @@ def _stream(args: argparse.Namespace, out: TextIO) -> int:
                 f'ONNX Runtime)')
     else:
         model = build_backbone(args.arch, args.depth, args.shift_place, args.shift_div)
-        head = _load(model, args.checkpoint) if args.checkpoint else None
+        head, class_names = _load(model, args.checkpoint) if args.checkpoint else (None, None)
         model.to(device).eval()
         if head is not None:
             head = tuple(None if t is None else t.to(device) for t in head)
@@ -349,8 +353,8 @@ def _stream(args: argparse.Namespace, out: TextIO) -> int:
                     logits = None
                 if logits is not None:
                     if scores is None:
-                        scores = OnlineScores(_labels(args, logits.numel()), args.smooth,
-                                              args.threshold, args.top)
+                        scores = OnlineScores(_labels(args, logits.numel(), class_names),
+                                              args.smooth, args.threshold, args.top)
                     result = scores.update(logits)
                     record.update(label=result.label, window=result.window,
                                   top=[{'index': i, 'label': label, 'prob': round(p, 6)}
