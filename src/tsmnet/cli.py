@@ -16,7 +16,7 @@ from .commands.errors import CommandParser, report
 # Each module defines `add_parser(subparsers)`, which registers its subcommand and sets
 # `func(args) -> int` as the parser default.
 COMMANDS: tuple[str, ...] = ('demo', 'info', 'convert', 'bench', 'stream', 'train', 'test',
-                             'predict', 'finetune', 'export')
+                             'predict', 'finetune', 'export', 'serve')
 PASS_THROUGH = ('train', 'test')  # every option after CONFIG belongs to MMAction2's script
 
 
