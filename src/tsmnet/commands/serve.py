@@ -89,5 +89,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f'{name} cannot be served frame by frame: {err}') from None
     print(f'serving {name} on http://{args.host}:{args.port} (camera page: /, streams: '
           f'/v1/stream, uploads: /v1/classify)', flush=True)
-    serve.run(app, args.host, args.port, args.log_level)
+    try:
+        serve.run(app, args.host, args.port, args.log_level)
+    except KeyboardInterrupt:  # uvicorn shut down cleanly on Ctrl-C, then raises it again
+        pass
+    print('stopped', flush=True)
     return 0
