@@ -74,9 +74,13 @@ def test_a_model_that_cannot_stream_is_refused():
         OnlineModel(model.eval(), 56)
 
 
+def _channels_first(pixels):
+    return torch.from_numpy(pixels).movedim(-1, 0)
+
+
 async def _scheduler_run(online: OnlineModel, max_pending: int = 2):
     metrics = Metrics()
-    scheduler = BatchScheduler(online, [f'c{i}' for i in range(5)], metrics,
+    scheduler = BatchScheduler(online, _channels_first, [f'c{i}' for i in range(5)], metrics,
                                max_streams=2, max_batch=2, max_delay=0.05,
                                max_pending=max_pending)
     task = asyncio.create_task(scheduler.run())
@@ -84,10 +88,11 @@ async def _scheduler_run(online: OnlineModel, max_pending: int = 2):
     with pytest.raises(StreamLimitError, match='limit of 2 streams'):
         scheduler.open()
     frames = torch.randn(4, 3, 56, 56)
+    pixels = frames.movedim(1, -1).numpy()  # what prepare (here: a transpose) turns back
     now = time.perf_counter()
     for n in range(3):  # a floods 3 frames at once: the first is dropped (2 may wait)
-        scheduler.submit(a, n, frames[n], now)
-    scheduler.submit(b, 0, frames[3], now)
+        scheduler.submit(a, n, pixels[n], now)
+    scheduler.submit(b, 0, pixels[3], now)
     messages = {a.id: [], b.id: []}
     while len(messages[a.id]) < 3 or len(messages[b.id]) < 1:
         for s in (a, b):
@@ -95,7 +100,7 @@ async def _scheduler_run(online: OnlineModel, max_pending: int = 2):
                 messages[s.id].append(s.outbox.get_nowait())
         await asyncio.sleep(0.01)
     scheduler.reset(a)
-    scheduler.submit(a, 3, frames[1], time.perf_counter())
+    scheduler.submit(a, 3, pixels[1], time.perf_counter())
     after_reset = await a.outbox.get()
     scheduler.close(b)
     task.cancel()
@@ -129,4 +134,4 @@ def test_scheduler_batches_drops_and_resets(model, online):
                                         ('max_pending', True)])
 def test_scheduler_checks_its_limits(name, value, online):
     with pytest.raises(ValueError, match=f'{name} must be an int >= 1'):
-        BatchScheduler(online, ['x'] * 5, Metrics(), **{name: value})
+        BatchScheduler(online, _channels_first, ['x'] * 5, Metrics(), **{name: value})

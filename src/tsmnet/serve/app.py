@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
@@ -33,7 +34,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..models.recognizer import Recognizer
 from ..video import TestProtocol, VideoError
-from .frames import FrameError, decode_frame, parse_control, stream_input_size, to_model_input
+from .frames import (
+    JPEG_MAGIC,
+    FrameError,
+    decode_frame,
+    parse_control,
+    stream_input_size,
+    to_model_input,
+)
 from .metrics import CONTENT_TYPE, Metrics
 from .online import OnlineModel
 from .scheduler import BatchScheduler, Stream, StreamLimitError
@@ -139,8 +147,9 @@ class Server:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         c = self.config
-        self.scheduler = BatchScheduler(self.online, self.predictor.labels, self.metrics,
-                                        c.max_streams, c.max_batch, c.max_delay_ms / 1e3)
+        self.scheduler = BatchScheduler(self.online, self._prepare, self.predictor.labels,
+                                        self.metrics, c.max_streams, c.max_batch,
+                                        c.max_delay_ms / 1e3)
         task = asyncio.create_task(self.scheduler.run(), name='tsmnet-scheduler')
         try:
             yield
@@ -225,8 +234,16 @@ class Server:
             self._classifying -= 1
             path.unlink(missing_ok=True)
 
-    def _prepare(self, data: bytes) -> torch.Tensor:
-        return to_model_input(decode_frame(data), self.protocol, self.size)
+    def _prepare(self, rgb: np.ndarray) -> torch.Tensor:
+        return to_model_input(rgb, self.protocol, self.size)
+
+    async def _decode_message(self, data: bytes) -> np.ndarray:
+        """A frame message's pixels: a raw frame here (a copy), a JPEG on a decoding thread
+        (milliseconds of work that would hold up every stream's messages)."""
+        if data[:2] != JPEG_MAGIC:
+            return decode_frame(data)
+        return await asyncio.get_running_loop().run_in_executor(self._decode, decode_frame,
+                                                                data)
 
     async def stream(self, websocket: WebSocket) -> None:
         if self.scheduler is None:
@@ -247,7 +264,6 @@ class Server:
         await websocket.send_json({'type': 'hello', 'stream': stream.id, 'top': top,
                                    'input_size': self.size, 'window': self.online.window})
         number = 0
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 message = await websocket.receive()
@@ -258,7 +274,7 @@ class Server:
                     arrived, frame_number = time.perf_counter(), number
                     number += 1
                     try:
-                        frame = await loop.run_in_executor(self._decode, self._prepare, data)
+                        frame = await self._decode_message(data)
                     except FrameError as err:
                         self.metrics.malformed += 1
                         self.scheduler.post(stream, {'type': 'error', 'frame': frame_number,

@@ -90,7 +90,8 @@ def decode_frame(data: bytes) -> np.ndarray:
         if len(data) != expected:
             raise FrameError(f'raw frame of {width}x{height}: expected {expected} bytes (8 of '
                              f'header + width * height * 3), got {len(data)}')
-        return np.frombuffer(data, np.uint8, offset=RAW_HEADER.size).reshape(height, width, 3)
+        pixels = np.frombuffer(data, np.uint8, offset=RAW_HEADER.size)
+        return pixels.reshape(height, width, 3).copy()  # writable: torch warns on read-only
     raise FrameError(f'unknown frame format (first bytes {data[:4]!r}): send a JPEG (FF D8 ...) '
                      f'or a raw frame (RGB8, uint16 width, uint16 height, then RGB bytes)')
 

@@ -27,10 +27,11 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from .metrics import Metrics
@@ -45,11 +46,12 @@ class StreamLimitError(RuntimeError):
 
 @dataclass
 class Pending:
-    """A frame waiting for the model: its number in the stream, ``[3, S, S]``, its arrival
-    (``time.perf_counter()``) and whether the stream is reset before it."""
+    """A frame waiting for the model: its number in the stream, its decoded pixels
+    ``[H, W, 3]`` uint8, its arrival (``time.perf_counter()``) and whether the stream is reset
+    before it."""
 
     number: int
-    frame: torch.Tensor
+    frame: np.ndarray
     arrived: float
     reset: bool = False
 
@@ -80,6 +82,9 @@ class BatchScheduler:
 
     Args:
         model: The online model.
+        prepare: Decoded pixels ``[H, W, 3]`` uint8 -> the model's input ``[3, S, S]``; run
+            on the worker thread with the step, for the whole batch (one thread hop per batch
+            rather than per frame, and no second thread taking the GIL from the model's).
         labels: Class names in index order.
         metrics: Where batches, latencies and drops are counted.
         max_streams: Streams open at once. Defaults to 16.
@@ -91,7 +96,8 @@ class BatchScheduler:
         outbox_size: Results waiting to be sent per stream. Defaults to 32.
     """
 
-    def __init__(self, model: OnlineModel, labels: Sequence[str], metrics: Metrics,
+    def __init__(self, model: OnlineModel, prepare: Callable[[np.ndarray], torch.Tensor],
+                 labels: Sequence[str], metrics: Metrics,
                  max_streams: int = 16, max_batch: int = 16, max_delay: float = 0.005,
                  max_pending: int = 2, outbox_size: int = 32) -> None:
         for name, value in (('max_streams', max_streams), ('max_batch', max_batch),
@@ -100,7 +106,8 @@ class BatchScheduler:
                 raise ValueError(f'{name} must be an int >= 1, got {value!r}')
         if not max_delay >= 0:
             raise ValueError(f'max_delay must be >= 0 seconds, got {max_delay!r}')
-        self.model, self.labels, self.metrics = model, list(labels), metrics
+        self.model, self.prepare = model, prepare
+        self.labels, self.metrics = list(labels), metrics
         self.max_streams, self.max_batch, self.max_delay = max_streams, max_batch, max_delay
         self.max_pending, self.outbox_size = max_pending, outbox_size
         self.streams: dict[int, Stream] = {}
@@ -138,8 +145,9 @@ class BatchScheduler:
         """Clear the stream's buffers and window before its next frame."""
         stream.reset_next = True
 
-    def submit(self, stream: Stream, number: int, frame: torch.Tensor, arrived: float) -> None:
-        """Queue frame ``number`` (``[3, S, S]``, arrived at ``arrived``) of ``stream``."""
+    def submit(self, stream: Stream, number: int, frame: np.ndarray, arrived: float) -> None:
+        """Queue frame ``number`` (``[H, W, 3]`` uint8, arrived at ``arrived``) of
+        ``stream``."""
         if stream.closed:
             return
         item = Pending(number, frame, arrived, stream.reset_next)
@@ -195,18 +203,22 @@ class BatchScheduler:
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
+    def _work(self, frames: list[np.ndarray], states: list[Buffers | None]
+              ) -> tuple[torch.Tensor, list[Buffers]]:
+        """The worker thread's part: prepare the frames, step them."""
+        return self.model.step(torch.stack([self.prepare(f) for f in frames]), states)
+
     async def _step(self, batch: list[Stream]) -> None:
         items = [s.pending.popleft() for s in batch]
         for stream, item in zip(batch, items):
             if item.reset:
                 stream.buffers = None
                 stream.window.clear()
-        frames = torch.stack([item.frame for item in items])
         states = [s.buffers for s in batch]
         started = time.perf_counter()
         try:
             logits, buffers = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self.model.step, frames, states)
+                self._executor, self._work, [item.frame for item in items], states)
         except Exception as err:  # a failed step must not end the server or other batches
             LOGGER.exception('model step of %d frames failed', len(batch))
             for stream, item in zip(batch, items):
