@@ -260,9 +260,9 @@ class Server:
             await websocket.close(CLOSE_TRY_LATER, f'server busy: {self.config.max_streams} '
                                   'streams open (--max-streams); try again later')
             return
+        self.scheduler.post(stream, {'type': 'hello', 'stream': stream.id, 'top': top,
+                                     'input_size': self.size, 'window': self.online.window})
         sender = asyncio.create_task(_send(websocket, stream), name=f'tsmnet-send-{stream.id}')
-        await websocket.send_json({'type': 'hello', 'stream': stream.id, 'top': top,
-                                   'input_size': self.size, 'window': self.online.window})
         number = 0
         try:
             while True:
