@@ -70,6 +70,9 @@ CASES = [
     ('finetune', 'missing file', lambda f: ['finetune', str(f['missing'])]),
     ('finetune', 'bad value', lambda f: ['finetune', str(f['folder']), '--epochs', '0']),
     ('finetune', 'wrong kind', lambda f: ['finetune', str(f['text'])]),
+    ('serve', 'missing file', lambda f: ['serve', '--weights', str(f['missing'])]),
+    ('serve', 'bad value', lambda f: ['serve', '--max-batch', '0']),
+    ('serve', 'wrong kind', lambda f: ['serve', '--weights', str(f['text'])]),
 ]
 
 

@@ -22,14 +22,15 @@ SRC = Path(tsmnet.__file__).parent
 # every top-level unit; '' is the package itself (``import tsmnet``)
 EVERYTHING = {'__main__', '_torch_compat', '_version', 'archs', 'benchmark', 'cli', 'commands',
               'data', 'demo', 'engine', 'deploy', 'fileio', 'fuse', 'layers', 'mmaction_compat',
-              'models', 'online', 'progress', 'registry', 'shift', 'stdout', 'stream', 'train',
-              'video', 'weights', ''}
+              'models', 'online', 'progress', 'registry', 'serve', 'shift', 'stdout', 'stream',
+              'train', 'video', 'weights', ''}
 BELOW_MODELS = {'_torch_compat', '_version', 'archs', 'fileio', 'layers', 'shift', 'weights'}
 # unit (a package or module, dotted under tsmnet; the longest one that holds a file is its
 # unit) -> the units its files may import (a prefix allows everything under it), and those
 # excepted from that
 RULES: dict[str, tuple[set[str], set[str]]] = {
-    '': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo', 'train'}, set()),
+    '': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo', 'train', 'serve'},
+         set()),
     '__main__': ({'cli'}, set()),
     'cli': ({'commands', '_version'}, set()),
     'commands': (EVERYTHING - {'__main__', 'cli'}, set()),
@@ -63,6 +64,9 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     'train': ({'train', 'data', 'video', 'models', 'weights', 'fileio', '_torch_compat',
                '_version', 'archs', 'shift'}, {'weights.conversion'}),
     'archs': (set(), set()),
+    # tsmnet serve as a library: an app over the models, the stream and video reading; the
+    # command builds its predictor (commands -> serve, never back)
+    'serve': ({'serve', 'models', 'stream', 'layers', 'video', 'fileio', '_version'}, set()),
     'fileio': (set(), set()),
     'mmaction_compat': (set(), set()),
     '_version': (set(), set()),

@@ -35,6 +35,7 @@ HELP: dict[str, str] = {
     'demo': 'TSM vs per-frame averaging on a task only temporal order can solve',
     'train': "train with MMAction2's tools/train.py (tsmnet's drop-in registered)",
     'test': "test with MMAction2's tools/test.py (tsmnet's drop-in registered)",
+    'serve': 'serve a model: live WebSocket streams, uploads, a camera page',
 }
 COMMANDS: tuple[str, ...] = tuple(HELP)
 PASS_THROUGH = ('train', 'test')  # every option after CONFIG belongs to MMAction2's script

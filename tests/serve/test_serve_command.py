@@ -1,0 +1,81 @@
+"""``tsmnet serve`` as a user runs it: a checkpoint of a fine-tuned causal model, served in its
+own process on a loopback port; bad options fail the tsmnet way before a model is built."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import torch
+from tiny_serve import ENTRY, NUM_CLASSES, tiny_model
+from video_files import moving_frames
+from websockets.sync.client import connect
+
+from tsmnet.cli import main
+from tsmnet.serve import raw_frame
+from tsmnet.serve.server import free_port
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--max-batch', '0'], '--max-batch must be >= 1, got 0'),
+    (['--max-streams', '-1'], '--max-streams must be >= 1'),
+    (['--max-delay-ms', '-5'], '--max-delay-ms must be within 0..1000'),
+    (['--max-upload-mb', '0'], '--max-upload-mb must be within 0..16384'),
+    (['--port', '70000'], '--port must be within 0..65535'),
+    (['--threads', '0'], '--threads must be >= 1'),
+])
+def test_bad_options_fail_in_one_line(args, message, capsys):
+    assert main(['serve', *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('tsmnet serve: error: ') and err.count('\n') == 1, err
+    assert message in err
+
+
+@pytest.mark.slow
+def test_serve_a_finetuned_checkpoint(tmp_path):
+    """What ``tsmnet finetune`` saves (architecture and protocol in the meta, labels.txt beside
+    it) is served; /v1/models shows them and a stream answers with its labels."""
+    model = tiny_model()
+    weights = tmp_path / 'model.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {'tsmnet': {
+        'architecture': {'depth': 18, 'shift_mode': 'causal'},
+        'protocol': {'resize_short': 64, 'crop': 'center', 'crop_size': 56}}}}, weights)
+    (tmp_path / 'labels.txt').write_text(''.join(f'gesture {i}\n' for i in range(NUM_CLASSES)))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'tsmnet', 'serve', '--model', ENTRY, '--weights', str(weights),
+         '--port', str(port), '--threads', '1', '--max-streams', '2', '--log-level', 'warning'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    url = f'http://127.0.0.1:{port}'
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                if httpx.get(f'{url}/healthz').status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, 'the server did not start within 180 s'
+            time.sleep(0.5)
+        info = httpx.get(f'{url}/v1/models').json()['models'][0]
+        assert info['name'] == ENTRY and info['stream_input_size'] == 56
+        assert info['labels'] == [f'gesture {i}' for i in range(NUM_CLASSES)]
+        assert info['max_streams'] == 2 and info['num_segments'] == 8
+        with connect(f'ws://127.0.0.1:{port}/v1/stream?top=2') as ws:
+            assert json.loads(ws.recv())['type'] == 'hello'
+            ws.send(raw_frame(moving_frames(1, 64, 80)[0]))
+            result = json.loads(ws.recv())
+        assert result['type'] == 'result' and len(result['top']) == 2
+        assert result['top'][0]['label'].startswith('gesture ')
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+    assert f'serving {ENTRY} on http://127.0.0.1:{port}' in output
+    assert process.returncode == 0 and output.rstrip().endswith('stopped'), output
