@@ -311,6 +311,10 @@ def _file_program(path: Path, runtime: str | None, precision: str | None,
                          f'{own} file runs as {" or ".join(repr(p) for p in allowed)} under '
                          f'{runtime} (export with format='
                          f'{"onnx" if runtime == "onnxruntime" else "openvino"}-int8 for int8)')
+    if runtime == 'openvino' and path.suffix == '.onnx' and int8:
+        raise ValueError(f"{path.name} is ONNX Runtime's int8 (QOperator, com.microsoft "
+                         f"operators), which OpenVINO does not read: run it under "
+                         f"runtime='onnxruntime', or export format='openvino-int8' for OpenVINO")
     _check_kind(path, shapes, kind)
     if kind == 'step' and any(None in shape[1:] for shape in shapes[1:]):
         raise ValueError(f'{path.name}: the buffer shapes must be fixed but for N (an IR '
