@@ -12,10 +12,11 @@ task (:class:`tsmnet.demo.MotionDirection`, the direction of motion, which only 
 reasoning solves) for ``--train-steps`` AdamW steps at ``--train-size``, kept in ``--cache`` for
 the next run, and checks on the demo's clips at ``--size`` (its accuracy there is reported);
 ``random``: random weights made well scaled (``bench_export._well_scaled``) and 400 classes,
-checked on smooth random clips. int8 is calibrated on 8 clips of the check distribution
-(another seed). Repeats interleaved (:func:`tsmnet.benchmark.harness.interleaved`, one call
-each, after a warm-up call); figures are medians, ratios the median of per-repeat ratios to
-eager. Prints JSON on the last line. Never collected by pytest.
+checked on smooth random clips. int8 is calibrated on clips of the check distribution
+(another seed; ``--calibration`` clips). Repeats interleaved
+(:func:`tsmnet.benchmark.harness.interleaved`, one call each, after a warm-up call); figures
+are medians, ratios the median of per-repeat ratios to eager. Prints JSON on the last line.
+Never collected by pytest.
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ RUNTIMES: dict[str, tuple[str, str, str | None]] = {
     'torchao-int8': ('compile', 'int8', None)}
 T = 8
 MEAN, STD = 0.45, 0.25  # the demo's normalisation
-CALIBRATION_CLIPS = 8
 
 
 def _recognizer(name: str, num_classes: int) -> tsmnet.Recognizer:
@@ -98,7 +98,7 @@ def _model(name: str, args: argparse.Namespace) -> tuple[tsmnet.Recognizer, dict
     size = (args.size, args.size)
     if args.weights == 'random':
         model = _recognizer(name, 400)
-        calib = [smooth_clips(1, T, 3, size, seed=s) for s in range(CALIBRATION_CLIPS)]
+        calib = [smooth_clips(1, T, 3, size, seed=s) for s in range(args.calibration)]
         _well_scaled(model.backbone, torch.cat(calib))
         checks = smooth_clips(args.check, T, 3, size, seed=100)
         return model.eval(), {'weights': 'random, well scaled'}, checks, calib
@@ -116,7 +116,7 @@ def _model(name: str, args: argparse.Namespace) -> tuple[tsmnet.Recognizer, dict
         torch.save(model.state_dict(), path)
     model.eval()
     checks, labels = _demo_clips(args.check, args.size, seed=100)
-    calib = list(_demo_clips(CALIBRATION_CLIPS, args.size, seed=200)[0].split(1))
+    calib = list(_demo_clips(args.calibration, args.size, seed=200)[0].split(1))
     with torch.no_grad():
         predicted = torch.cat([model(c) for c in checks.split(8)]).argmax(1)
     info['accuracy_at_size'] = float((predicted == labels).float().mean())
@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--check', type=int, default=32, help='clips to compare on')
+    parser.add_argument('--calibration', type=int, default=8, help='int8 calibration clips')
     parser.add_argument('--weights', choices=('demo', 'random'), default='demo')
     parser.add_argument('--train-steps', type=int, default=150)
     parser.add_argument('--train-size', type=int, default=64)
