@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument('--size', type=int, default=224)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--no-int8', action='store_true')
+    parser.add_argument('--models', default='mobileone training,mobileone deploy,resnet50',
+                        help='which of the three to run (comma-separated)')
     parser.add_argument('--out', default=None)
     args = parser.parse_args()
 
@@ -79,9 +81,10 @@ def main() -> None:
     deploy = tsmnet.create_model(MOBILEONE_DEPLOY)
     deploy.load_checkpoint(training.state_dict())  # folded on load (Recognizer.load_checkpoint)
     deploy.eval()
-    resnet = _calibrated(tsmnet.create_model(R50), clip)
+    resnet = _calibrated(tsmnet.create_model(R50), clip) if 'resnet50' in args.models else None
     models = {'mobileone training': training, 'mobileone deploy': deploy,
               'resnet50': resnet}
+    models = {k: m for k, m in models.items() if k in args.models.split(',')}
     params = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
 
     checks: dict[str, Any] = {}
@@ -90,7 +93,7 @@ def main() -> None:
         for name, model in models.items():
             candidates[f'{name} eager'] = lambda m=model: m(clip)
         formats = [(name, 'onnx') for name in models]
-        if not args.no_int8:
+        if not args.no_int8 and 'mobileone deploy' in models:
             formats.append(('mobileone deploy', 'onnx-int8'))
         for name, fmt in formats:
             path = Path(tmp) / f'{name.replace(" ", "_")}_{fmt}.onnx'
@@ -99,7 +102,9 @@ def main() -> None:
                 kwargs = dict(calibration=clip, int8=Int8Options(quant_format='qoperator'))
             report = tsmnet.export(models[name], path, format=fmt, example=clip, **kwargs)
             label = f'{name} ort {"int8" if fmt.endswith("int8") else "fp32"}'
-            checks[label] = dict(ok=report.ok, max_abs_diff=report.max_abs_diff)
+            checks[label] = dict(ok=report.ok, max_abs_diff=report.max_abs_diff,
+                                 cosine=round(min(c.cosine for c in report.checks.values()), 6),
+                                 top1_agreement=report.top1_agreement, bound=report.bound)
             session = _session(path, args.threads)
             feed = {session.get_inputs()[0].name: clip.numpy()}
             candidates[label] = lambda s=session, f=feed: s.run(None, f)
@@ -114,7 +119,8 @@ def main() -> None:
              ('mobileone deploy ort fp32', 'resnet50 ort fp32'),
              ('mobileone deploy ort fp32', 'mobileone deploy eager')]
     if not args.no_int8:
-        pairs += [('mobileone deploy ort int8', 'mobileone deploy ort fp32'),
+        pairs += [('mobileone deploy ort int8', 'mobileone deploy eager'),
+                  ('mobileone deploy ort int8', 'mobileone deploy ort fp32'),
                   ('mobileone deploy ort int8', 'mobileone training eager')]
     report = dict(
         bench='mobileone', machine=machine(), threads=args.threads, size=args.size,
@@ -122,7 +128,7 @@ def main() -> None:
         median_ms={k: round(1e3 * v, 1) for k, v in medians(times).items()},
         ratios={f'{a} / {b}': dict(median=round(ratio(times, a, b), 3),
                                    quartiles=[round(q, 3) for q in spread(times, a, b)])
-                for a, b in pairs},
+                for a, b in pairs if a in times and b in times},
         checks=checks)
     print(to_json(report, args.out))
 

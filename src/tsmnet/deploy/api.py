@@ -210,7 +210,7 @@ def _write(format: str, module: nn.Module, args: tuple[torch.Tensor, ...], path:
         return [_int8_note(options)]
     if format.startswith('openvino'):
         int8_feeds = feeds if format.endswith('int8') else None
-        ov.write_openvino(module, args, path, dynamic, int8_feeds)
+        ov.write_openvino(module, args, path, dynamic, int8_feeds, names)
         return ['OpenVINO IR, fp32 weights; checked with the f32 inference precision hint (bf16 '
                 'is chosen at load)' if int8_feeds is None else
                 'OpenVINO IR, int8 (NNCF post-training quantization, min-max)']

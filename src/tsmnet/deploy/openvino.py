@@ -68,13 +68,36 @@ def _save(model: Any, path: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _fix_shapes(model: Any, args: tuple[torch.Tensor, ...], dynamic: Any,
+                names: tuple[Sequence[str], Sequence[str]] | None) -> None:
+    """Give the converted ``model`` the example's shapes with only the batch axis dynamic
+    (``torch.export`` leaves every axis dynamic in OpenVINO), and the ONNX files' input and
+    output names, so that the IR says what it takes (``T``, the frame size, the buffers)."""
+    import openvino as ov
+
+    shapes = {}
+    for port, arg in zip(model.inputs, args):
+        dims = [ov.Dimension(d) for d in arg.shape]
+        if dynamic is not None:
+            dims[0] = ov.Dimension()
+        shapes[port] = ov.PartialShape(dims)
+    model.reshape(shapes)
+    if names is not None:
+        for ports, wanted in ((model.inputs, names[0]), (model.outputs, names[1])):
+            for port, name in zip(ports, wanted):
+                port.get_tensor().set_names({name})
+
+
 def write_openvino(module: nn.Module, args: tuple[torch.Tensor, ...], path: str | Path,
                    dynamic: Any = None,
-                   feeds: Iterable[Sequence[torch.Tensor]] | None = None) -> None:
+                   feeds: Iterable[Sequence[torch.Tensor]] | None = None,
+                   names: tuple[Sequence[str], Sequence[str]] | None = None) -> None:
     """Convert ``module`` (traced on ``args``) to OpenVINO IR at ``path`` (``.xml``, beside it
     the ``.bin``); fp32, or int8 by NNCF when calibration ``feeds`` are given (one list of
-    inputs per run)."""
+    inputs per run). The inputs have the shapes of ``args`` (the batch axis dynamic when
+    ``dynamic`` is given) and, with ``names``, the ``(input names, output names)``."""
     model = _convert(module, args, dynamic)
+    _fix_shapes(model, args, dynamic, names)
     if feeds is not None:
         import nncf
 
@@ -85,13 +108,19 @@ def write_openvino(module: nn.Module, args: tuple[torch.Tensor, ...], path: str 
     _save(model, Path(path))
 
 
-def openvino_runner(path: str | Path, precision: str = 'f32', threads: int | None = None):
+def openvino_runner(path: str | Path, precision: str = 'f32', threads: int | None = None,
+                    report: bool = False):
     """A runner ``inputs -> outputs`` for an IR file on OpenVINO's CPU plugin.
 
     Args:
-        path: The ``.xml``.
+        path: The ``.xml`` (or an ``.onnx``, which OpenVINO reads too).
         precision: The inference precision hint: ``'f32'`` (default) or ``'bf16'``.
         threads: CPU threads. Defaults to None, OpenVINO's choice.
+        report: Also return the precision the plugin took (``'f32'`` or ``'bf16'``: a CPU
+            without bf16 runs f32 whatever the hint). Defaults to False.
+
+    Returns:
+        The runner, or ``(runner, precision taken)`` with ``report=True``.
 
     Raises:
         ValueError: An unknown ``precision``.
@@ -107,7 +136,10 @@ def openvino_runner(path: str | Path, precision: str = 'f32', threads: int | Non
     request = compiled.create_infer_request()
 
     def run(inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        out = request.infer([t.detach().contiguous().numpy() for t in inputs])
+        out = request.infer([t.detach().cpu().float().contiguous().numpy() for t in inputs])
         return [torch.from_numpy(out[o].copy()) for o in compiled.outputs]
 
-    return run
+    if not report:
+        return run
+    taken = compiled.get_property('INFERENCE_PRECISION_HINT')
+    return run, ('bf16' if taken == ov.Type.bf16 else 'f32')
