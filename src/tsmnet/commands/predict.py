@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 import torch
 
+from ..deploy.runtime import clip_runner
 from ..fuse import fuse_conv_bn
 from ..models.factory import create_model
 from ..models.recognizer import Recognizer
@@ -94,6 +95,15 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument('--quiet', action='store_true',
                         help='print no per-video lines (progress and the summary only)')
     parser.add_argument('--device', default='cpu', help='torch device (default: cpu)')
+    parser.add_argument('--runtime', default='eager',
+                        choices=('eager', 'compile', 'onnxruntime', 'openvino'),
+                        help='what runs the model: PyTorch (eager), torch.compile, or the model '
+                             'exported at the crop size to ONNX Runtime or OpenVINO, checked '
+                             'against eager first (default: eager)')
+    parser.add_argument('--precision', default=None, choices=('fp32', 'bf16', 'int8'),
+                        help="the runtime's precision where it has it (default: fp32)")
+    parser.add_argument('--calibration', metavar='DIR',
+                        help='videos that calibrate --precision int8')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     parser.epilog = ('exit status: 0 when every video was scored; 100 + the number of videos '
                      'that could not be read (at most 255) when some were not; 2 for a bad '
@@ -147,10 +157,18 @@ class Predictor:
         labels: Class names in index order.
         device: Where the model runs.
         batch: Views per forward pass.
+        runtime: What runs the views (:data:`tsmnet.deploy.runtime.RUNTIMES`): ``'eager'``,
+            ``'compile'``, or the model exported to ``'onnxruntime'`` / ``'openvino'`` at the
+            protocol's crop size (checked against eager on export).
+        precision: ``'fp32'``, ``'bf16'`` or ``'int8'`` where the runtime has it.
+        calibration: int8's calibration clips or folder of videos.
+        threads: ONNX Runtime's or OpenVINO's CPU threads.
     """
 
     def __init__(self, model: Recognizer, protocol: TestProtocol, labels: Sequence[str],
-                 device: torch.device | str = 'cpu', batch: int = DEFAULT_BATCH) -> None:
+                 device: torch.device | str = 'cpu', batch: int = DEFAULT_BATCH,
+                 runtime: str = 'eager', precision: str | None = None,
+                 calibration: Any = None, threads: int | None = None) -> None:
         if batch < 1:
             raise ValueError(f'batch must be >= 1, got {batch}')
         self.device = torch.device(device)
@@ -160,6 +178,10 @@ class Predictor:
             else model
         self.protocol, self.labels, self.batch = protocol, list(labels), batch
         self.transform = VideoTransform(protocol)
+        # the runner of the views: eager is the model itself (what MMAction2's test step runs)
+        self.run = clip_runner(self.model, runtime, precision, threads=threads,
+                               size=protocol.crop_size, calibration=calibration)
+        self.runtime, self.precision = self.run.runtime, self.run.precision
 
     @torch.inference_mode()
     def scores(self, views: torch.Tensor) -> torch.Tensor:
@@ -171,7 +193,7 @@ class Predictor:
                 b, t = chunk.shape[:2]
                 chunk = chunk.flatten(0, 1).contiguous(memory_format=torch.channels_last) \
                     .unflatten(0, (b, t))
-            logits.append(self.model(chunk).float().cpu())
+            logits.append(self.run(chunk).float().cpu())
         logits = torch.cat(logits)
         if self.model.cls_head.average_clips is None:  # MMAction2 would not average: the mean
             return logits.mean(0)
@@ -196,12 +218,14 @@ class Predictor:
 
 def build_predictor(model_name: str, weights_source: str | None = None,
                     labels_path: str | None = None, views: str | None = None,
-                    device: str = 'cpu', batch: int = DEFAULT_BATCH) -> Predictor:
+                    device: str = 'cpu', batch: int = DEFAULT_BATCH,
+                    **runtime: Any) -> Predictor:
     """The :class:`Predictor` of a zoo entry with its published weights, or of
     ``weights_source``: a checkpoint or folder that describes its model (``tsmnet finetune``,
     ``tsmnet.save``; ``model_name`` is not needed) is rebuilt by :func:`tsmnet.load`, with its
     class names and test protocol; any other checkpoint is loaded into ``model_name``'s
-    architecture with the checkpoint's own head."""
+    architecture with the checkpoint's own head. ``runtime``: :class:`Predictor`'s
+    ``runtime``, ``precision``, ``calibration`` and ``threads``."""
     if weights_source is None:
         model = _named(model_name, pretrained=True)
     else:
@@ -227,7 +251,10 @@ def build_predictor(model_name: str, weights_source: str | None = None,
         raise CommandError(f'{len(names)} class names for a model of {model.num_classes} '
                            'classes')
     labels = names or [f'class {i}' for i in range(model.num_classes)]
-    return Predictor(model, protocol, labels, device=device, batch=batch)
+    try:
+        return Predictor(model, protocol, labels, device=device, batch=batch, **runtime)
+    except ValueError as err:  # a runtime or precision it does not have, int8 uncalibrated
+        raise CommandError(f'--runtime/--precision: {err}') from None
 
 
 def _named(name: str, **kwargs: Any) -> Recognizer:
@@ -305,8 +332,11 @@ def run(args: argparse.Namespace) -> int:
     human = sys.stderr if to_stdout else sys.stdout  # human output goes where results do not
     with _threads(args.threads), results_stdout(to_stdout) as stdout:
         predictor = build_predictor(args.model, args.weights, args.labels, args.views,
-                                    args.device, args.batch)
+                                    args.device, args.batch, runtime=args.runtime,
+                                    precision=args.precision, calibration=args.calibration,
+                                    threads=args.threads)
         header = {'model': args.model, 'weights': args.weights,
+                  'runtime': predictor.runtime, 'precision': predictor.precision,
                   'protocol': asdict(predictor.protocol)}
         writers = _writers(args, targets, stdout, header)
         failed = 0
