@@ -92,6 +92,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument('--jsonl', dest='jsonl_path', metavar='PATH',
                         help="write one JSON line per frame as it is scored ('-': standard "
                              'output; the human lines then go to standard error)')
+    parser.add_argument('--runtime', default='eager',
+                        choices=('eager', 'compile', 'onnxruntime', 'openvino'),
+                        help="what runs the backbone's step: PyTorch (eager), torch.compile, or "
+                             'the step exported at --size to ONNX Runtime or OpenVINO, checked '
+                             'against eager first (default: eager)')
+    parser.add_argument('--precision', default=None, choices=('fp32', 'bf16', 'int8'),
+                        help="the runtime's precision where it has it (default: fp32)")
     parser.add_argument('--onnx', metavar='FILE',
                         help='run an exported step (tsmnet export --kind step, fp32 or int8) on '
                              'ONNX Runtime instead of the eager model; its frame size is used')
@@ -286,6 +293,7 @@ def _stream(args: argparse.Namespace, out: TextIO) -> int:
     """The stream itself; ``out`` is where results sent to ``-`` go."""
     import torch
 
+    from tsmnet.deploy.runtime import step_runner
     from tsmnet.online import OnlineScores
     from tsmnet.stream import TSMStream
     from tsmnet.video import FrameTransform, VideoError, single_view_protocol
@@ -295,6 +303,7 @@ def _stream(args: argparse.Namespace, out: TextIO) -> int:
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     onnx_step = None
+    runtime = ('eager', 'fp32') if not args.onnx else ('onnxruntime', 'fp32')
     class_names: list[str] | None = None
     if args.onnx:
         if args.checkpoint:
@@ -311,12 +320,21 @@ def _stream(args: argparse.Namespace, out: TextIO) -> int:
         model.to(device).eval()
         if head is not None:
             head = tuple(None if t is None else t.to(device) for t in head)
-        stream = TSMStream(model)
-        step = stream.step
-        name = (f'a causal MobileNetV2-TSM ({stream.num_sites} shift sites)'
+        if args.runtime == 'eager' and args.precision in (None, 'fp32'):
+            stream = TSMStream(model)
+            step, sites = stream.step, stream.num_sites
+        else:  # the backbone's step compiled or exported at --size, checked against eager
+            try:
+                runner = step_runner(model, args.runtime, args.precision, threads=args.threads,
+                                     size=args.size)
+            except ValueError as err:
+                raise CommandError(f'--runtime/--precision: {err}') from None
+            step, sites = runner, runner.num_sites
+            runtime = (runner.runtime, runner.precision)
+        name = (f'a causal MobileNetV2-TSM ({sites} shift sites)'
                 if args.arch == 'mobilenetv2' else
-                f'a causal ResNet-{args.depth}-TSM ({args.shift_place}, {stream.num_sites} '
-                f'shift sites)')
+                f'a causal ResNet-{args.depth}-TSM ({args.shift_place}, {sites} '
+                f'shift sites)') + f', {runtime[0]} {runtime[1]}'
     transform = FrameTransform(single_view_protocol(args.size))
     frames, source = _open_source(args)
     jsonl = out if args.jsonl_path == '-' else \
@@ -395,7 +413,8 @@ def _stream(args: argparse.Namespace, out: TextIO) -> int:
           f'{dropped} frames dropped', file=human)
     if args.json_path:
         summary = {'source': source, 'arch': args.arch, 'depth': args.depth, 'size': args.size,
-                   'onnx': args.onnx, 'device': str(device), 'median_ms': median,
+                   'onnx': args.onnx, 'runtime': runtime[0], 'precision': runtime[1],
+                   'device': str(device), 'median_ms': median,
                    'p90_ms': p90, 'dropped': dropped, 'frames': records}
         text = json.dumps(summary, indent=1) + '\n'
         if args.json_path == '-':

@@ -1,4 +1,5 @@
-"""``tsmnet predict --runtime``: the same video's scores from PyTorch eager, ONNX Runtime and
+"""``tsmnet predict --runtime`` and ``tsmnet stream --runtime``: the same video's scores from
+PyTorch eager, ONNX Runtime and
 OpenVINO (the model exported at the protocol's crop size, checked on export) agree within the
 fp32 bound, and the JSON says which runtime and precision produced them."""
 
@@ -60,3 +61,28 @@ def test_int8_without_calibration_is_refused(saved, tmp_path, capsys):
     assert main(['predict', str(video), '--weights', str(path), '--runtime', 'onnxruntime',
                  '--precision', 'int8']) == 2
     assert '--runtime/--precision' in capsys.readouterr().err
+
+
+@pytest.mark.slow  # exports the step to ONNX
+def test_stream_runtime_agrees_with_eager(tmp_path):
+    """The causal backbone's step exported to ONNX Runtime gives the eager stream's scores on
+    every frame, with the checkpoint's head and class names."""
+    model = tsmnet.create_model(R50, depth=18, num_classes=len(CLASSES), shift_mode='causal')
+    path = tsmnet.save(model, tmp_path / 'causal.pth', classes=CLASSES)
+    video = write_video(tmp_path / 'clip.mp4', moving_frames(12, 48, 64))
+    runs = {}
+    for runtime in ('eager', 'onnxruntime'):
+        out = tmp_path / f'{runtime}.json'
+        assert main(['stream', str(video), '--checkpoint', str(path), '--depth', '18',
+                     '--size', '32', '--runtime', runtime, '--top', '5', '--quiet',
+                     '--json', str(out)]) == 0
+        runs[runtime] = json.loads(out.read_text())
+    assert [runs[k]['runtime'] for k in runs] == ['eager', 'onnxruntime']
+    eager, onnx = (runs[k]['frames'] for k in ('eager', 'onnxruntime'))
+    assert len(eager) == len(onnx) == 12
+    for ours, theirs in zip(eager, onnx):
+        a = {row['label']: row['prob'] for row in ours['top']}
+        b = {row['label']: row['prob'] for row in theirs['top']}
+        assert set(a) == set(b) == set(CLASSES)
+        np.testing.assert_allclose([b[k] for k in CLASSES], [a[k] for k in CLASSES],
+                                   rtol=0, atol=1e-4)
