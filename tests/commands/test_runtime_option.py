@@ -1,7 +1,7 @@
 """``tsmnet predict --runtime`` and ``tsmnet stream --runtime``: the same video's scores from
-PyTorch eager, ONNX Runtime and
-OpenVINO (the model exported at the protocol's crop size, checked on export) agree within the
-fp32 bound, and the JSON says which runtime and precision produced them."""
+PyTorch eager, ONNX Runtime and OpenVINO (the model exported at the protocol's crop size,
+checked on export) agree within the fp32 bound, and the JSON says which runtime and precision
+produced them."""
 
 from __future__ import annotations
 
