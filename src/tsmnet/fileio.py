@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import torch
-
 __all__ = ['WriteError', 'atomic_folder', 'atomic_path', 'atomic_write', 'save_torch',
            'write_bytes', 'write_text']
 
@@ -114,6 +112,8 @@ def save_torch(obj: Any, path: str | Path) -> None:
     The object is serialised in memory first, so that a failing write surfaces as the
     ``OSError`` it is (``torch.save`` into a file reports it as a ``RuntimeError``).
     """
+    import torch  # here: the commands' --help imports this module and must not load torch
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     write_bytes(path, buffer.getvalue())
