@@ -25,6 +25,7 @@ import torch
 from ..deploy.runtime import clip_runner
 from ..fuse import fuse_conv_bn
 from ..models.factory import create_model
+from ..models.frames import channels_last_clips
 from ..models.recognizer import Recognizer
 from ..models.saving import load
 from ..progress import ProgressReport
@@ -189,10 +190,8 @@ class Predictor:
         logits = []
         for start in range(0, len(views), self.batch):
             chunk = views[start:start + self.batch].to(self.device)
-            if self.channels_last:  # [B, T, 3, H, W] -> frames laid out channels-last
-                b, t = chunk.shape[:2]
-                chunk = chunk.flatten(0, 1).contiguous(memory_format=torch.channels_last) \
-                    .unflatten(0, (b, t))
+            if self.channels_last:
+                chunk = channels_last_clips(chunk)
             logits.append(self.run(chunk).float().cpu())
         logits = torch.cat(logits)
         if self.model.cls_head.average_clips is None:  # MMAction2 would not average: the mean

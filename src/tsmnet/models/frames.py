@@ -30,3 +30,10 @@ def check_frames_input(model: nn.Module, x: object, in_channels: int,
         raise TypeError(f'input dtype {x.dtype} differs from the model parameters\' '
                         f'{weight.dtype}: convert one of them (x.to(dtype) or '
                         f'model.to(dtype)), or run under torch.autocast')
+
+
+def channels_last_clips(clips: torch.Tensor) -> torch.Tensor:
+    """Clips ``[N, T, C, H, W]`` with each frame laid out channels-last (the same values):
+    what a channels-last model runs fastest on CPUs (its convs then need no layout changes)."""
+    n, t = clips.shape[:2]
+    return clips.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (n, t))
