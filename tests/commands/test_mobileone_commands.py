@@ -74,3 +74,16 @@ def test_finetune_then_predict(tmp_path):
     top = _predict(data / 'left' / '0.mp4', S4, out / 'checkpoint.pth', tmp_path / 'p.json')
     assert sorted(r['label'] for r in top) == ['left', 'right']
     assert sum(r['prob'] for r in top) == pytest.approx(1, abs=1e-5)
+
+
+@pytest.mark.parametrize('name', [S4, S4_DEPLOY])
+def test_info_of_the_zoo_names(name, capsys):
+    from tsmnet.weights.zoo import ENTRIES
+
+    assert main(['info', name, '--no-flops', '--json', '-']) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info['zoo']['top1'] == ENTRIES[name].top1 == pytest.approx(74.38)
+    assert info['num_classes'] == 400
+    backbone = info['architecture']['backbone']
+    assert backbone['type'] == 'MobileOneTSM' and backbone['arch'] == 's4'
+    assert bool(backbone.get('deploy')) == (name == S4_DEPLOY)
