@@ -119,11 +119,12 @@ def test_bad_input_fails_in_one_line(args, message, tmp_path, video, capsys):
 
 
 def _tiny_checkpoint(path: Path) -> Path:
-    """A ResNet-18-TSM of 3 classes read at 32x32, as ``tsmnet finetune`` describes it."""
+    """A ResNet-18-TSM of 3 classes read at 32x32, as ``tsmnet finetune`` described it before
+    ``tsmnet.save`` (the zoo entry and its changes)."""
     torch.manual_seed(0)
     model = build_architecture(DEFAULT_MODEL, 3, depth=18)
     torch.save({'state_dict': model.state_dict(),
-                'meta': {'classes': ['left', 'right', 'still'],
+                'meta': {'classes': ['left', 'right', 'still'], 'model': DEFAULT_MODEL,
                          'tsmnet': {'architecture': {'depth': 18},
                                     'protocol': {'resize_short': 36, 'crop_size': 32}}}},
                path)
