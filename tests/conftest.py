@@ -109,17 +109,7 @@ NUMERICS = ('tests/shift/test_fast_paths.py', 'tests/shift/test_fused_conv.py',
             'tests/models/test_mobilenet_v2_tsm.py', 'tests/models/test_recognizer.py')
 
 
-# Run before every other test. On 3 December 2026 the full suite's own process died of a
-# segmentation fault (no Python traceback) twice while this test waited for its subprocess,
-# after tests/dataset, tests/demo and tests/deploy had run in the same process (those
-# directories plus this file reproduce it; this file alone, or after tests/commands or after
-# tests/deploy/test_runtime.py and test_x86_int8.py, does not). Cause not yet found: see the
-# session notes of that day.
-RUN_FIRST = ('tests/integration/test_configs.py::test_every_config_builds_tsmnet',)
-
-
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: not item.nodeid.startswith(RUN_FIRST))  # stable: order kept
     for item in items:
         if item.nodeid.startswith(NUMERICS):
             item.add_marker(pytest.mark.numerics)
