@@ -44,15 +44,17 @@ R50 = 'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb'
 MNV2 = 'tsm_imagenet-pretrained-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb'
 CONFIGS = Path(__file__).resolve().parent.parent / 'configs' / 'tsm'
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
-TRAIN_PIPELINE = [
-    dict(type='DecordInit'),
-    dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=8),
-    dict(type='DecordDecode'), dict(type='Resize', scale=(-1, 256)),
-    dict(type='MultiScaleCrop', input_size=224, scales=(1, 0.875, 0.75, 0.66),
-         random_crop=False, max_wh_scale_gap=1, num_fixed_crops=13),
-    dict(type='Resize', scale=(224, 224), keep_ratio=False),
-    dict(type='Flip', flip_ratio=0.5), dict(type='FormatShape', input_format='NCHW'),
-    dict(type='PackActionInputs')]
+def train_pipeline(size: int = 224) -> list[dict]:
+    """MMAction2's TSM train pipeline (decord) at ``size`` (the short side at size * 8 / 7)."""
+    return [
+        dict(type='DecordInit'),
+        dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=8),
+        dict(type='DecordDecode'), dict(type='Resize', scale=(-1, round(size * 8 / 7))),
+        dict(type='MultiScaleCrop', input_size=size, scales=(1, 0.875, 0.75, 0.66),
+             random_crop=False, max_wh_scale_gap=1, num_fixed_crops=13),
+        dict(type='Resize', scale=(size, size), keep_ratio=False),
+        dict(type='Flip', flip_ratio=0.5), dict(type='FormatShape', input_format='NCHW'),
+        dict(type='PackActionInputs')]
 
 
 def write_video(path: Path, frames: int, height: int, width: int, rate: int = 30,
@@ -102,7 +104,7 @@ def loader_figures(root: Path, workers: int, repeats: int, batch: int = 8) -> di
     ann = root / 'ann.txt'
     ann.write_text(''.join(f'{p.relative_to(root)} {k}\n'
                            for p, k in zip(ours.videos.paths, ours.labels)))
-    theirs = TheirDataset(str(ann), TRAIN_PIPELINE, data_prefix=dict(video=str(root)))
+    theirs = TheirDataset(str(ann), train_pipeline(), data_prefix=dict(video=str(root)))
     loaders = {
         'tsmnet': DataLoader(ours, batch_size=batch, shuffle=True, num_workers=workers,
                              persistent_workers=True),
@@ -166,15 +168,7 @@ def rss_figures(tmp: Path, long_minutes: float) -> dict:
 EPOCH_CONFIG = """
 _base_ = {base!r}
 model = dict(backbone=dict(pretrained=None), cls_head=dict(num_classes=2))
-train_pipeline = [
-    dict(type='DecordInit'),
-    dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=8),
-    dict(type='DecordDecode'), dict(type='Resize', scale=(-1, 128)),
-    dict(type='MultiScaleCrop', input_size=112, scales=(1, 0.875, 0.75, 0.66),
-         random_crop=False, max_wh_scale_gap=1, num_fixed_crops=13),
-    dict(type='Resize', scale=(112, 112), keep_ratio=False),
-    dict(type='Flip', flip_ratio=0.5), dict(type='FormatShape', input_format='NCHW'),
-    dict(type='PackActionInputs')]
+train_pipeline = {pipeline!r}
 train_dataloader = dict(batch_size={batch}, num_workers={workers}, persistent_workers=True,
                         dataset=dict(ann_file={ann!r}, data_prefix=dict(video={root!r}),
                                      pipeline=train_pipeline))
@@ -195,7 +189,8 @@ def epoch_figures(root: Path, tmp: Path, workers: int, repeats: int, batch: int 
     config = tmp / 'epoch_config.py'
     config.write_text(EPOCH_CONFIG.format(
         base=str(CONFIGS / 'tsm_tsmnet-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb.py'),
-        batch=batch, workers=workers, ann=str(ann), root=str(root)))
+        batch=batch, workers=workers, ann=str(ann), root=str(root),
+        pipeline=train_pipeline(112)))
     env = {**os.environ, 'OMP_NUM_THREADS': '2'}
     commands = {
         'tsmnet': [sys.executable, '-m', 'tsmnet', 'finetune', str(root), '--model', MNV2,
