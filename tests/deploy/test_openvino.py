@@ -49,3 +49,34 @@ def test_openvino_names_a_bad_precision(tmp_path):
 def test_openvino_format_needs_an_xml_path(model, tmp_path):
     with pytest.raises(ValueError, match="path must end with .xml for format='openvino'"):
         tsmnet.export(model, tmp_path / 'model.onnx', format='openvino')
+
+
+SIGNAL_AFTER_RUNNERS = '''
+import os, signal, sys
+import numpy as np
+import openvino as ov
+from openvino import opset13 as ops
+from tsmnet.deploy.openvino import openvino_runner
+
+x = ops.parameter([1, 4], np.float32, name='x')
+ov.save_model(ov.Model([ops.relu(x)], [x]), sys.argv[1])
+first, second = openvino_runner(sys.argv[1]), openvino_runner(sys.argv[1])
+del first, second  # freed in the order made
+signal.signal(signal.SIGUSR1, lambda *_: print('handled'))
+os.kill(os.getpid(), signal.SIGUSR1)
+print('alive')
+'''
+
+
+@pytest.mark.slow
+def test_runners_freed_in_any_order_leave_signals_working(tmp_path):
+    """A Core per runner made the second runner's release put back the first's freed signal
+    stack, and the next handled signal (here SIGUSR1; in the suite a DataLoader worker's
+    SIGCHLD) killed the process with SIGSEGV (tsmnet.deploy.openvino.core)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, '-c', SIGNAL_AFTER_RUNNERS, str(tmp_path / 'm.xml')],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stdout.split() == ['handled', 'alive']

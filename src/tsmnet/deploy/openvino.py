@@ -11,6 +11,7 @@ calibration inputs), with the same calibration data as ONNX int8.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -24,7 +25,7 @@ from torch import nn
 
 from ..fileio import WriteError
 
-__all__ = ['PRECISIONS', 'available', 'openvino_runner', 'require', 'write_openvino']
+__all__ = ['PRECISIONS', 'available', 'core', 'openvino_runner', 'require', 'write_openvino']
 
 PRECISIONS: tuple[str, ...] = ('f32', 'bf16')
 
@@ -39,6 +40,24 @@ def require(int8: bool = False) -> None:
     if not available() or (int8 and importlib.util.find_spec('nncf') is None):
         raise ModuleNotFoundError("the openvino formats need OpenVINO and NNCF: pip install "
                                   "'tsmnet[openvino]' (openvino 2026.4, nncf 3.4)")
+
+
+@functools.cache
+def core() -> Any:
+    """The process's one ``openvino.Core``, with its CPU plugin, kept until exit.
+
+    Why one: a Core's CPU plugin gives the thread that makes it a new alternate signal stack
+    and, when destroyed, puts back the one it found. Plugins destroyed in another order than
+    made (a Core per runner, runners freed as they fall out of use) leave the thread on an
+    unmapped stack, and the next signal handled there (a DataLoader worker's SIGCHLD, Ctrl-C)
+    kills the process with SIGSEGV (OpenVINO 2026.4; tests/deploy/test_openvino.py shows it).
+    One plugin made first, before NNCF's short-lived ones, keeps every restore in order.
+    """
+    import openvino as ov
+
+    made = ov.Core()
+    made.get_property('CPU', 'FULL_DEVICE_NAME')  # makes the CPU plugin now
+    return made
 
 
 def _convert(module: nn.Module, args: tuple[torch.Tensor, ...], dynamic: Any) -> Any:
@@ -104,6 +123,7 @@ def write_openvino(module: nn.Module, args: tuple[torch.Tensor, ...], path: str 
         data = [tuple(t.detach().contiguous().numpy() for t in inputs) for inputs in feeds]
         if not data:
             raise ValueError('calibration gave no input for openvino-int8')
+        core()  # our plugin before NNCF's (see core)
         model = nncf.quantize(model, nncf.Dataset(data), subset_size=len(data))
     _save(model, Path(path))
 
@@ -132,7 +152,7 @@ def openvino_runner(path: str | Path, precision: str = 'f32', threads: int | Non
     config: dict[str, Any] = {'INFERENCE_PRECISION_HINT': precision}
     if threads:
         config['INFERENCE_NUM_THREADS'] = threads
-    compiled = ov.Core().compile_model(str(path), 'CPU', config)
+    compiled = core().compile_model(str(path), 'CPU', config)
     request = compiled.create_infer_request()
 
     def run(inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:

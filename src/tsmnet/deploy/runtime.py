@@ -274,9 +274,7 @@ def _onnx_info(path: Path) -> tuple[list[tuple[int | None, ...]], list[str], boo
 def _openvino_info(path: Path) -> tuple[list[tuple[int | None, ...]], list[str], bool]:
     """Input dims (None where dynamic), output names (``''`` where unnamed) and whether the
     model is quantized."""
-    import openvino
-
-    model = openvino.Core().read_model(str(path))
+    model = ov.core().read_model(str(path))
     shapes = [tuple(d.get_length() if d.is_static else None for d in i.get_partial_shape())
               for i in model.inputs]
     names = [o.get_any_name() if o.get_names() else '' for o in model.outputs]
