@@ -4,12 +4,12 @@
 
 (a) Train loader clips/s, side by side in one run, same videos (written here: 340x256 H.264,
     5 s at 30 fps, like resized Kinetics clips), same workers, batch 8, T=8: tsmnet's
-    ``VideoDataset`` (PyAV, only the sampled frames, MMAction2's TSM train pipeline,
-    normalised in the workers) + ``DataLoader``, against MMAction2 1.2.0's own
-    ``VideoDataset`` with the TSM config's ``train_pipeline`` (decord) + ``DataLoader``
-    (``pseudo_collate``) + its ``ActionDataPreprocessor`` (the normalisation that makes the
-    model input). Persistent workers; each repeat is one pass over the videos; the figure is
-    the median per-repeat ratio of clips/s (tsmnet / MMAction2).
+    ``VideoDataset`` (PyAV, only the sampled frames, MMAction2's TSM train pipeline, uint8
+    clips) + ``DataLoader`` + its ``ClipNormalizer`` (as ``tsmnet finetune``), against
+    MMAction2 1.2.0's own ``VideoDataset`` with the TSM config's ``train_pipeline`` (decord)
+    + ``DataLoader`` (``pseudo_collate``) + its ``ActionDataPreprocessor`` (the normalisation
+    that makes the model input). Persistent workers; each repeat is one pass over the videos;
+    the figure is the median per-repeat ratio of clips/s (tsmnet / MMAction2).
 (b) ``tsmnet finetune`` peak RSS (``ru_maxrss`` of the process, ``--workers 0`` so that all
     decoding happens in it) for 20 and for 200 short videos, and for one long video
     (``--long-minutes``, 640x272 at 25 fps): ratios to the 20-video run.
@@ -94,13 +94,14 @@ def loader_figures(root: Path, workers: int, repeats: int, batch: int = 8) -> di
     from mmengine.registry import init_default_scope
     from torch.utils.data import DataLoader
 
-    from tsmnet.data import TrainPipeline, VideoDataset
+    from tsmnet.data import ClipNormalizer, TrainPipeline, VideoDataset
     from tsmnet.mmaction_compat import import_mmaction_models
 
     init_default_scope('mmaction')
     preprocessor = import_mmaction_models().data_preprocessors.ActionDataPreprocessor(
         mean=MEAN, std=STD, format_shape='NCHW')
-    ours = VideoDataset.from_folder(root, pipeline=TrainPipeline(8), seed=0)
+    ours = VideoDataset.from_folder(root, pipeline=TrainPipeline(8, normalize=False), seed=0)
+    normalize = ClipNormalizer(MEAN, STD)
     ann = root / 'ann.txt'
     ann.write_text(''.join(f'{p.relative_to(root)} {k}\n'
                            for p, k in zip(ours.videos.paths, ours.labels)))
@@ -118,7 +119,7 @@ def loader_figures(root: Path, workers: int, repeats: int, batch: int = 8) -> di
                 if name == 'mmaction2':
                     data = preprocessor(data, True)['inputs']
                 else:
-                    data = data[0]
+                    data = normalize(data[0])
                 shapes[name] = list(data.shape)
         return run
     times = interleaved(Timer(), {k: epoch(k) for k in loaders}, repeats, inner=1)

@@ -8,8 +8,9 @@ a CSV) into ``(clip, label)`` items for a ``DataLoader``. It imports only :mod:`
 from . import augment
 from .augment import CropBox
 from .dataset import VideoDataset
+from .normalize import ClipNormalizer
 from .pipelines import EvalPipeline, TrainPipeline
 from .sources import DataSourceError, VideoList, from_annotations, from_csv, from_folder
 
-__all__ = ['CropBox', 'DataSourceError', 'EvalPipeline', 'TrainPipeline', 'VideoDataset',
-           'VideoList', 'augment', 'from_annotations', 'from_csv', 'from_folder']
+__all__ = ['ClipNormalizer', 'CropBox', 'DataSourceError', 'EvalPipeline', 'TrainPipeline',
+           'VideoDataset', 'VideoList', 'augment', 'from_annotations', 'from_csv', 'from_folder']

@@ -38,6 +38,13 @@ def read_indices(path: str | os.PathLike, indices: np.ndarray) -> np.ndarray:
     return vt.as_rgb(read_frames(path, unique, threads=threads))[inverse.reshape(-1)]
 
 
+def _finish(frames: np.ndarray, mean, std, normalize: bool) -> torch.Tensor:
+    """``[..., H, W, 3]`` uint8 to ``[..., 3, H, W]``: normalised float32, or uint8."""
+    if normalize:
+        return vt.normalize(frames, mean, std)
+    return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3)
+
+
 @dataclass(frozen=True)
 class TrainPipeline:
     """MMAction2's TSM training pipeline.
@@ -53,6 +60,9 @@ class TrainPipeline:
             (Something-Something). Defaults to 0.5.
         mean: RGB mean on the 0-255 scale. Defaults to MMAction2's ImageNet mean.
         std: RGB std on the 0-255 scale. Defaults to MMAction2's ImageNet std.
+        normalize: return normalised float32 clips; False: uint8 clips (the same layout) for
+            a :class:`~tsmnet.data.ClipNormalizer` to normalise a batch at a time, as
+            ``tsmnet finetune`` does. Defaults to True.
     """
 
     num_segments: int = 8
@@ -64,6 +74,7 @@ class TrainPipeline:
     flip_ratio: float = 0.5
     mean: tuple[float, float, float] = MEAN
     std: tuple[float, float, float] = STD
+    normalize: bool = True
 
     def __post_init__(self) -> None:
         for name in ('num_segments', 'resize_short', 'input_size'):
@@ -81,7 +92,7 @@ class TrainPipeline:
         """Resize, crop, resize, flip and normalise sampled frames ``[T, H, W, 3]`` uint8.
 
         Returns:
-            ``[T, 3, input_size, input_size]`` float32.
+            ``[T, 3, input_size, input_size]`` float32 (uint8 without ``normalize``).
         """
         frames = augment.resize_short_side(frames, self.resize_short)
         box = augment.draw_multi_scale_crop(rng, frames.shape[1], frames.shape[2],
@@ -90,11 +101,11 @@ class TrainPipeline:
         frames = augment.resize(augment.apply_crop(frames, box), self.input_size,
                                 self.input_size)
         frames = augment.apply_flip(frames, augment.draw_flip(rng, self.flip_ratio))
-        return vt.normalize(frames, self.mean, self.std)
+        return _finish(frames, self.mean, self.std, self.normalize)
 
     def __call__(self, rng: np.random.Generator, path: str | os.PathLike,
                  num_frames: int) -> torch.Tensor:
-        """One training clip of a video of ``num_frames`` frames: ``[T, 3, S, S]`` float32."""
+        """One training clip of a video of ``num_frames`` frames: ``[T, 3, S, S]``."""
         frames = read_indices(path, self.frame_indices(rng, num_frames))
         return self.from_sampled(rng, frames)
 
@@ -107,19 +118,21 @@ class EvalPipeline:
         protocol: sampling, resize, crops and normalisation (:class:`TestProtocol`).
         squeeze: return ``[T, 3, S, S]`` when the protocol has a single view (validation)
             rather than ``[1, T, 3, S, S]``. Defaults to True.
+        normalize: as :class:`TrainPipeline`'s (False: uint8 views). Defaults to True.
     """
 
     protocol: TestProtocol
     squeeze: bool = True
+    normalize: bool = True
 
     @classmethod
     def validation(cls, protocol: TestProtocol | None = None,
-                   num_segments: int | None = None) -> EvalPipeline:
+                   num_segments: int | None = None, normalize: bool = True) -> EvalPipeline:
         """MMAction2's ``val_pipeline``: the protocol's sampling, one centre crop."""
         protocol = (protocol or TestProtocol()).with_views(clips=1, crops=1)
         if num_segments is not None:
             protocol = replace(protocol, num_clips=num_segments // protocol.clip_len)
-        return cls(protocol)
+        return cls(protocol, normalize=normalize)
 
     def frame_indices(self, num_frames: int) -> np.ndarray:
         """The frames to read, in stacking order."""
@@ -127,11 +140,11 @@ class EvalPipeline:
 
     def from_sampled(self, frames: np.ndarray) -> torch.Tensor:
         """Resize, crop, normalise: ``[V, T, 3, S, S]`` float32 (``[T, 3, S, S]`` for a single
-        view with ``squeeze``)."""
+        view with ``squeeze``; uint8 without ``normalize``)."""
         p = self.protocol
         frames = augment.resize_short_side(vt.as_rgb(frames), p.resize_short)
-        views = vt.to_views(vt.normalize(vt.crop(frames, p.crop, p.crop_size), p.mean, p.std),
-                            p.num_segments)
+        views = vt.to_views(_finish(vt.crop(frames, p.crop, p.crop_size), p.mean, p.std,
+                                    self.normalize), p.num_segments)
         return views[0] if self.squeeze and views.shape[0] == 1 else views
 
     def __call__(self, rng: np.random.Generator | None, path: str | os.PathLike,

@@ -30,9 +30,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from .._version import __version__
-from ..data import EvalPipeline, TrainPipeline, VideoDataset, VideoList, from_folder
+from ..data import ClipNormalizer, EvalPipeline, TrainPipeline, VideoDataset, VideoList, from_folder
 from ..fileio import save_torch, write_text
-from ..models.frames import channels_last_clips
 from ..models.recognizer import Recognizer
 from ..weights.saved import saved_meta
 from ..weights.zoo import weights
@@ -206,14 +205,13 @@ class _Shard(torch.utils.data.Sampler):
 
 
 @torch.no_grad()
-def evaluate(model: Recognizer, loader: DataLoader, procs: Processes) -> float:
+def evaluate(model: Recognizer, loader: DataLoader, procs: Processes,
+             normalize: ClipNormalizer) -> float:
     """Top-1 accuracy over all processes' shards of the validation set."""
     model.eval()
     correct = total = 0
     for clips, labels in loader:
-        clips = clips.to(procs.device)
-        if procs.device.type == 'cpu':  # as the model is (see _train)
-            clips = channels_last_clips(clips)
+        clips = normalize(clips.to(procs.device))
         correct += int((model(clips).argmax(1).cpu() == labels).sum())
         total += len(labels)
     correct, total = procs.all_sum(correct, total)
@@ -271,9 +269,11 @@ def finetune(cfg: FinetuneConfig, train_videos: VideoList | None = None,
                      'twice_sample': False, 'dense': False}
     train_set = VideoDataset(train_videos, TrainPipeline(
         model.num_segments, resize, size, flip_ratio=0.5 if cfg.flip else 0.0,
-        mean=protocol.mean, std=protocol.std), seed=cfg.seed, on_error=cfg.on_error)
+        mean=protocol.mean, std=protocol.std, normalize=False), seed=cfg.seed,
+        on_error=cfg.on_error)
     val_set = None if not val_videos else VideoDataset(val_videos, EvalPipeline.validation(
-        replace(protocol, **eval_protocol), model.num_segments), on_error=cfg.on_error)
+        replace(protocol, **eval_protocol), model.num_segments, normalize=False),
+        on_error=cfg.on_error)
     workers = default_workers() if cfg.workers is None else cfg.workers
     with process_group(cfg.device) as procs:
         result = _train(cfg, procs, model, train_set, val_set, workers, eval_protocol,
@@ -293,6 +293,8 @@ def _train(cfg: FinetuneConfig, procs: Processes, model: Recognizer, train_set: 
     channels_last = procs.device.type == 'cpu'
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    # the workers hand over uint8 clips; normalised here a batch at a time (on the device)
+    normalize = ClipNormalizer(train_set.pipeline.mean, train_set.pipeline.std, channels_last)
     sampler = DistributedSampler(train_set, num_replicas=procs.world_size, rank=procs.rank,
                                  shuffle=True, seed=cfg.seed)
     train_loader = _loader(train_set, cfg.batch, workers, sampler)
@@ -333,9 +335,8 @@ def _train(cfg: FinetuneConfig, procs: Processes, model: Recognizer, train_set: 
             _set_train_mode(model, cfg)
             loss_sum = correct = seen = 0.0
             for clips, labels in train_loader:
-                clips, labels = clips.to(procs.device), labels.to(procs.device)
-                if channels_last:
-                    clips = channels_last_clips(clips)
+                clips = normalize(clips.to(procs.device))
+                labels = labels.to(procs.device)
                 first = contextlib.nullcontext()
                 if from_scratch:  # see tsmnet.train.batchnorm
                     first, from_scratch = batchnorm.statistics_from_this_batch(model), False
@@ -358,7 +359,7 @@ def _train(cfg: FinetuneConfig, procs: Processes, model: Recognizer, train_set: 
                 if progress is not None and procs.main:
                     progress(step, total)
             loss_sum, correct, seen = procs.all_sum(loss_sum, correct, seen)
-            val_acc = None if val_loader is None else evaluate(model, val_loader, procs)
+            val_acc = None if val_loader is None else evaluate(model, val_loader, procs, normalize)
             record = EpochRecord(epoch, loss_sum / seen, correct / seen, val_acc,
                                  time.perf_counter() - tic)
             result.history.append(record)
