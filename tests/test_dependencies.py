@@ -22,8 +22,8 @@ SRC = Path(tsmnet.__file__).parent
 # every top-level unit; '' is the package itself (``import tsmnet``)
 EVERYTHING = {'__main__', '_torch_compat', '_version', 'archs', 'benchmark', 'cli', 'commands',
               'data', 'demo', 'engine', 'deploy', 'fileio', 'fuse', 'layers', 'mmaction_compat',
-              'models', 'online', 'progress', 'registry', 'serve', 'shift', 'stdout', 'stream',
-              'train', 'video', 'weights', ''}
+              'models', 'online', 'predictor', 'progress', 'registry', 'serve', 'shift', 'stdout',
+              'stream', 'train', 'video', 'weights', ''}
 BELOW_MODELS = {'_torch_compat', '_version', 'archs', 'fileio', 'layers', 'shift', 'weights'}
 # unit (a package or module, dotted under tsmnet; the longest one that holds a file is its
 # unit) -> the units its files may import (a prefix allows everything under it), and those
@@ -67,6 +67,10 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     # tsmnet serve as a library: an app over the models, the stream and video reading; the
     # command builds its predictor (commands -> serve, never back)
     'serve': ({'serve', 'models', 'stream', 'layers', 'video', 'fileio', '_version'}, set()),
+    # the one model loader and video predictor of predict, stream and serve (commands build
+    # it; serve's app takes it): a library unit, below commands and serve
+    'predictor': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo', 'serve',
+                                'train'}, {'weights.conversion'}),
     'fileio': (set(), set()),
     'mmaction_compat': (set(), set()),
     '_version': (set(), set()),

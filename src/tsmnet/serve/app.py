@@ -2,7 +2,7 @@
 
 - ``GET /``: the camera page (``static/index.html``, package data);
 - ``POST /v1/classify``: a video upload (multipart field ``file``), scored as ``tsmnet
-  predict`` scores a file (the same :class:`~tsmnet.commands.predict.Predictor`);
+  predict`` scores a file (the same :class:`~tsmnet.predictor.Predictor`);
 - ``WebSocket /v1/stream``: frames in, one JSON result per frame out (:mod:`.scheduler`);
 - ``GET /healthz``, ``GET /v1/models``, ``GET /metrics`` (Prometheus text).
 """
@@ -54,7 +54,7 @@ CLOSE_BAD_REQUEST, CLOSE_TRY_LATER = 1008, 1013
 
 class Classifier(Protocol):
     """What ``/v1/classify`` and the stream need of a predictor (``tsmnet predict``'s
-    :class:`~tsmnet.commands.predict.Predictor` is one)."""
+    :class:`~tsmnet.predictor.Predictor` is one)."""
 
     model: Recognizer
     protocol: TestProtocol
@@ -318,7 +318,7 @@ def create_app(predictor: Classifier, config: ServeConfig | None = None) -> Star
 
     Args:
         predictor: The predictor whose model classifies uploads and streams (its batch norms
-            folded and weights laid out as :class:`~tsmnet.commands.predict.Predictor` does).
+            folded and weights laid out as :class:`~tsmnet.predictor.Predictor` does).
         config: Limits. Defaults to :class:`ServeConfig`'s.
 
     Raises:

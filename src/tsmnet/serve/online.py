@@ -54,7 +54,7 @@ class OnlineModel:
 
     Args:
         model: A recognizer in eval mode (its batch norms may be folded, as
-            :class:`tsmnet.commands.predict.Predictor` leaves them).
+            :class:`tsmnet.predictor.Predictor` leaves them).
         size: The side of the square frames (``[3, size, size]``).
         channels_last: Feed frames channels-last (what a CPU model laid out that way wants).
 
