@@ -76,7 +76,8 @@ class ServeConfig:
         max_delay_ms: Milliseconds a frame may wait for others to join its step (``D``).
         max_upload_bytes: The largest ``/v1/classify`` request body (413 beyond).
         max_classify_queue: Uploads being scored or waiting; more get 503.
-        runtime: Shown by ``/v1/models``.
+        runtime: What scores the uploads, shown by ``/v1/models`` (the streams step eagerly).
+        precision: Its precision, likewise.
     """
 
     model_name: str = 'model'
@@ -86,6 +87,7 @@ class ServeConfig:
     max_upload_bytes: int = 100 * 2**20
     max_classify_queue: int = 4
     runtime: str = 'eager'
+    precision: str = 'fp32'
 
 
 class _UploadTooLarge(Exception):
@@ -178,6 +180,7 @@ class Server:
         model = self.predictor.model
         return JSONResponse({'models': [{
             'name': self.config.model_name, 'runtime': self.config.runtime,
+            'precision': self.config.precision, 'stream_runtime': 'eager',
             'num_classes': model.num_classes, 'labels': list(self.predictor.labels),
             'num_segments': model.num_segments, 'stream_input_size': self.size,
             'stream_window': self.online.window, 'protocol': dataclasses.asdict(self.protocol),
