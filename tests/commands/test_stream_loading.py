@@ -67,5 +67,5 @@ def test_a_bidirectional_model_streams_with_a_warning(saved, caplog, capsys):
 
 
 def test_model_and_onnx_exclude_each_other(saved, capsys):
-    assert main(['stream', '--onnx', 'x.onnx', '--weights', str(saved / 'causal.pth')]) == 2
+    assert main(['stream', '--onnx', 'x.onnx', '--model', R50]) == 2
     assert 'exclude each other' in capsys.readouterr().err

@@ -118,7 +118,9 @@ def add_parser(subparsers: Any) -> None:
     add_runtime(parser, "the model's step")
     parser.add_argument('--onnx', metavar='FILE',
                         help='run an exported step (tsmnet export --kind step, fp32 or int8) on '
-                             'ONNX Runtime instead of the eager model; its frame size is used')
+                             'ONNX Runtime instead of the eager model; its frame size is used, '
+                             'and with --weights (the checkpoint it was exported from) its '
+                             'test protocol and class names')
     parser.add_argument('--quiet', action='store_true', help='print the summary only')
     parser.set_defaults(func=run)
 
@@ -198,6 +200,16 @@ def _check_legacy(args: argparse.Namespace, backbone: Any, source: str) -> None:
         raise CommandError(f'--weights {source} holds a {built["type"]} with {holds}; the '
                            f'options asked for {asked} (leave them out: the checkpoint '
                            'describes its model)')
+
+
+def _saved_info(weights: str) -> Any:
+    """What a checkpoint says of its model (:class:`tsmnet.weights.saved.SavedModelInfo`)."""
+    from tsmnet.weights.saved import read_saved
+
+    if '://' not in weights and not Path(weights).exists():
+        raise CommandError(f'--weights: no such file or folder: {weights}')
+    with library_errors():
+        return read_saved(weights)[1]
 
 
 def _describes_itself(weights: str | None) -> bool:
@@ -402,14 +414,18 @@ def _stream(args: argparse.Namespace, out: TextIO) -> int:
     class_names: list[str] | None = None
     scores_out = False  # the step gives the frame's class logits (else features)
     if args.onnx:
-        if args.weights or args.model:
-            raise CommandError('--weights/--model and --onnx exclude each other: the weights '
-                               'are in the ONNX file')
+        if args.model or _legacy_backbone(args):
+            raise CommandError('--model/--backbone and --onnx exclude each other: the model is '
+                               'in the ONNX file (--weights may name the checkpoint it was '
+                               'exported from, for its protocol and class names)')
         onnx_step = OnnxStep(args.onnx, args.threads)
         device, head, scores_out = torch.device('cpu'), None, onnx_step.scores
         backbone = None
         step = onnx_step.step
-        protocol = stream_protocol(None, onnx_step.size)
+        saved = _saved_info(args.weights) if args.weights else None
+        class_names = saved.class_names if saved is not None else None
+        protocol = stream_protocol(saved.protocol if saved is not None else None,
+                                   onnx_step.size)
         name = (f'an exported step {args.onnx} ({onnx_step.num_sites} shift sites, '
                 f'ONNX Runtime)')
     else:
