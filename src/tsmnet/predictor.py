@@ -13,16 +13,20 @@ step does; :func:`build_predictor` is both together.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .deploy.api import export
 from .deploy.runtime import clip_runner
+from .deploy.verify import onnx_runner
 from .fuse import fuse_conv_bn
+from .layers import TemporalShift
 from .models.factory import create_model
 from .models.frames import channels_last_clips
 from .models.recognizer import Recognizer
@@ -33,7 +37,7 @@ from .weights.saved import read_saved
 from .weights.zoo import weights as zoo_entry
 
 __all__ = ['DEFAULT_BATCH', 'Prediction', 'Predictor', 'build_predictor', 'class_labels',
-           'load_model', 'parse_views', 'read_labels', 'stream_protocol']
+           'exported_step', 'load_model', 'parse_views', 'read_labels', 'stream_protocol']
 
 LOGGER = logging.getLogger(__name__)
 # Views per forward pass. Swept on the shared 2-core Xeon, channels-last (2026-12-02, load
@@ -258,3 +262,51 @@ def build_predictor(name: str | None = None, weights: str | None = None,
     protocol = (model.protocol or TestProtocol()).with_views(*parse_views(views))
     return Predictor(model, protocol, class_labels(model, weights, labels), device=device,
                      batch=batch, **runtime)
+
+
+def exported_step(model: Recognizer, size: int, precision: str | None = None,
+                  calibration: Any = None, threads: int | None = None
+                  ) -> Callable[[Sequence[torch.Tensor]], list[torch.Tensor]]:
+    """A recognizer's online step exported to ONNX and run by ONNX Runtime, as a function of
+    its inputs: ``[frames [B, 3, size, size], *buffers] -> [logits [B, K], *new_buffers]``,
+    any ``B`` (what a server steps its streams with, each stream holding its own buffers).
+
+    The model is exported with a causal shift (its shifts get their mode back after) and
+    checked against eager by :func:`tsmnet.export`; the file lives in a temporary folder only
+    until ONNX Runtime has read it.
+
+    Args:
+        model: The recognizer (eval mode; its batch norms may be folded).
+        size: The frames' side.
+        precision: ``'fp32'`` (None) or ``'int8'`` (``calibration`` needed).
+        calibration: int8's calibration clips or folder of videos (as :func:`tsmnet.export`
+            takes them).
+        threads: ONNX Runtime's CPU threads.
+
+    Raises:
+        ValueError: Another precision, int8 without calibration, a model that cannot stream,
+            or an exported file that disagrees with eager beyond its format's bound.
+    """
+    if precision not in (None, 'fp32', 'int8'):
+        raise ValueError(f"precision of an ONNX Runtime step must be 'fp32' or 'int8', got "
+                         f'{precision!r}')
+    if precision == 'int8' and calibration is None:
+        raise ValueError("precision='int8' needs calibration clips or a folder of videos")
+    shifts = [m for m in model.modules() if isinstance(m, TemporalShift)]
+    modes = [m.shift_mode for m in shifts]
+    fmt = 'onnx-int8' if precision == 'int8' else 'onnx'
+    try:  # exported causal; the model itself is given back as it was
+        for module in shifts:
+            module.shift_mode = 'causal'
+        with tempfile.TemporaryDirectory(prefix='tsmnet-step.') as tmp:
+            path = f'{tmp}/step.onnx'
+            example = None if precision == 'int8' else torch.randn(1, 3, size, size)
+            report = export(model.eval(), path, kind='step', format=fmt, example=example,
+                            calibration=calibration)
+            if not report.ok:
+                raise ValueError(f'the exported step disagrees with eager beyond its bound '
+                                 f'({report.bound})')
+            return onnx_runner(path, threads)
+    finally:
+        for module, mode in zip(shifts, modes):
+            module.shift_mode = mode

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from tiny_serve import ENTRY, NUM_CLASSES, PROTOCOL, tiny_model
+from tiny_serve import ENTRY, NUM_CLASSES, PROTOCOL, local_stream_scores, tiny_model
 from video_files import moving_frames, write_video
 from websockets.sync.client import connect
 
@@ -91,12 +91,14 @@ def test_serve_a_finetuned_checkpoint(tmp_path):
 @pytest.mark.slow  # exports the model to ONNX, a server process
 def test_serve_runtime_scores_uploads_as_predict(tmp_path, capsys):
     """``--weights`` alone (a tsmnet.save file) and ``--runtime onnxruntime``: /v1/models says
-    so, and an upload's scores are ``tsmnet predict``'s with the same options."""
+    so, an upload's scores are ``tsmnet predict``'s with the same options, and a stream stepped
+    by the exported step gives the eager stream's scores."""
     model = tiny_model()
     model.protocol = PROTOCOL
     weights = tsmnet.save(model, tmp_path / 'causal.pth',
                           classes=[f'gesture {i}' for i in range(NUM_CLASSES)])
-    video = write_video(tmp_path / 'clip.mp4', moving_frames(12, 64, 80))
+    frames = moving_frames(12, 64, 80)
+    video = write_video(tmp_path / 'clip.mp4', frames)
     assert main(['predict', str(video), '--weights', str(weights), '--runtime', 'onnxruntime',
                  '--top', str(NUM_CLASSES), '--json', '-']) == 0
     expected = json.loads(capsys.readouterr().out)['videos'][0]['top']
@@ -110,12 +112,19 @@ def test_serve_runtime_scores_uploads_as_predict(tmp_path, capsys):
         _wait_until_up(process, url)
         info = httpx.get(f'{url}/v1/models').json()['models'][0]
         assert (info['runtime'], info['precision']) == ('onnxruntime', 'fp32')
+        assert info['stream_runtime'] == 'onnxruntime fp32'
         assert info['name'] == str(weights) and info['labels'][0] == 'gesture 0'
         with video.open('rb') as f:
             response = httpx.post(f'{url}/v1/classify?top={NUM_CLASSES}',
                                   files={'file': ('clip.mp4', f, 'video/mp4')}, timeout=60)
         assert response.status_code == 200, response.text
         top = response.json()['top']
+        streamed = []
+        with connect(f'ws://127.0.0.1:{port}/v1/stream?top={NUM_CLASSES}') as ws:
+            assert json.loads(ws.recv())['type'] == 'hello'
+            for frame in frames[:6]:
+                ws.send(raw_frame(frame))
+                streamed.append(json.loads(ws.recv()))
     finally:
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=60)[0]
@@ -123,3 +132,10 @@ def test_serve_runtime_scores_uploads_as_predict(tmp_path, capsys):
     assert [t['label'] for t in top] == [t['label'] for t in expected]
     np.testing.assert_allclose([t['prob'] for t in top], [t['prob'] for t in expected],
                                rtol=0, atol=1e-6)
+    local = local_stream_scores(tiny_model(), frames[:6]).numpy()
+    for result, want in zip(streamed, local):
+        assert result['type'] == 'result', result
+        got = np.zeros(NUM_CLASSES)
+        for item in result['top']:
+            got[item['index']] = item['prob']
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
