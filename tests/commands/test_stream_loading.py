@@ -47,6 +47,17 @@ def test_stream_takes_the_protocol_of_the_checkpoint(saved, capsys):
     assert summary['size'] == protocol.crop_size
 
 
+def test_the_consensus_window_is_the_models_T(tmp_path, capsys):
+    """No --smooth: the last T frames, the offline model's consensus (T=4 here, not 8)."""
+    model = tsmnet.create_model(R50, depth=18, num_classes=2, num_segments=4,
+                                shift_mode='causal')
+    tsmnet.save(model, tmp_path / 't4.pth', classes=['left', 'right'])
+    assert main(['stream', '--weights', str(tmp_path / 't4.pth'), '--frames', '6', '--size',
+                 '32', '--quiet', '--json', '-']) == 0
+    frames = json.loads(capsys.readouterr().out)['frames']
+    assert [f['window'] for f in frames] == [1, 2, 3, 4, 4, 4]
+
+
 def test_old_checkpoint_spelling_still_works(saved, capsys):
     assert main(['stream', '--checkpoint', str(saved / 'causal.pth'), '--frames', '1',
                  '--size', '32', '--quiet']) == 0

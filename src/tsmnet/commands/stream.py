@@ -44,6 +44,7 @@ from .options import (
     set_threads,
 )
 
+DEFAULT_SMOOTH = 8  # frames in the consensus when the model does not say its T
 BACKBONES: tuple[str, ...] = ('mobilenetv2', 'resnet18', 'resnet34', 'resnet50', 'resnet101',
                               'resnet152')
 
@@ -91,10 +92,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument('--labels', metavar='FILE',
                         help="class names, one a line (default: the checkpoint's, labels.txt "
                              'beside --weights, else "class N")')
-    parser.add_argument('--smooth', '--window', dest='smooth', type=int, default=8,
+    parser.add_argument('--smooth', '--window', dest='smooth', type=int, default=None,
                         metavar='K',
                         help="frames whose class logits are averaged (TSM's consensus over "
-                             'the last K frames; default: 8)')
+                             "the last K frames; default: the model's T, its frames per clip, "
+                             'else 8)')
     parser.add_argument('--threshold', type=float, default=0.0, metavar='P',
                         help='name the top class only when its probability is at least P '
                              '(default: 0, always)')
@@ -385,7 +387,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f'--frames must be >= 1, got {args.frames}')
     if args.size is not None and args.size < 32:
         raise CommandError(f'--size must be >= 32, got {args.size}')
-    if args.smooth < 1:
+    if args.smooth is not None and args.smooth < 1:
         raise CommandError(f'--smooth must be >= 1, got {args.smooth}')
     if not 0.0 <= args.threshold <= 1.0:
         raise CommandError(f'--threshold must be a probability in [0, 1], got {args.threshold}')
@@ -426,6 +428,8 @@ def _stream(args: argparse.Namespace, out: TextIO) -> int:
         class_names = saved.class_names if saved is not None else None
         protocol = stream_protocol(saved.protocol if saved is not None else None,
                                    onnx_step.size)
+        if args.smooth is None and saved is not None and saved.architecture is not None:
+            args.smooth = (saved.architecture.get('cls_head') or {}).get('num_segments')
         name = (f'an exported step {args.onnx} ({onnx_step.num_sites} shift sites, '
                 f'ONNX Runtime)')
     else:
@@ -449,6 +453,9 @@ def _stream(args: argparse.Namespace, out: TextIO) -> int:
             step, sites, scores_out = runner, runner.num_sites, runner.scores
             runtime = (runner.runtime, runner.precision)
         name = f'{built.name} ({sites} shift sites), {runtime[0]} {runtime[1]}'
+        if args.smooth is None and hasattr(model, 'num_segments'):
+            args.smooth = model.num_segments  # the offline model's consensus, online
+    args.smooth = args.smooth or DEFAULT_SMOOTH
     size = protocol.crop_size
     args.size = size  # the generated clip's side
     transform = FrameTransform(protocol)
