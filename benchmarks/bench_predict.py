@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
     from mmengine.dataset import Compose, pseudo_collate
     from mmengine.registry import init_default_scope
 
-    from tsmnet.commands.predict import DEFAULT_BATCH, build_predictor
     from tsmnet.mmaction_compat import import_mmaction_models
+    from tsmnet.predictor import DEFAULT_BATCH, build_predictor
 
     import_mmaction_models()  # the stand-in for the wheel's missing module
     tmp = Path(tempfile.mkdtemp(prefix='bench_predict_'))
@@ -182,8 +182,8 @@ def many_videos(args: argparse.Namespace) -> dict:
     (:func:`tsmnet.video.predict_videos` with ``--workers`` decoding processes, what ``tsmnet
     predict`` runs) and ``inline`` (decoding in this process, between model calls). The figure
     is total time of ``workers`` / ``model`` (target <= 1.15)."""
-    from tsmnet.commands.predict import DEFAULT_BATCH, Predictor
     from tsmnet.models.factory import create_model
+    from tsmnet.predictor import DEFAULT_BATCH, Predictor
     from tsmnet.video import load_video, predict_videos
     from tsmnet.weights.zoo import weights
 

@@ -37,7 +37,7 @@ import websockets
 
 from tsmnet import TSMStream, create_model
 from tsmnet.benchmark import loadavg, machine, medians, ratio, spread, to_json
-from tsmnet.commands.predict import Predictor
+from tsmnet.predictor import Predictor
 from tsmnet.serve import BackgroundServer, ServeConfig, create_app, raw_frame
 from tsmnet.serve.metrics import quantile
 from tsmnet.video import TestProtocol

@@ -50,7 +50,7 @@ CASES = [
     ('bench', 'wrong kind', lambda f: ['bench', '--json', str(f['folder'])]),
     ('stream', 'missing file', lambda f: ['stream', str(f['missing'])]),
     ('stream', 'bad value', lambda f: ['stream', '--frames', '0']),
-    ('stream', 'wrong kind', lambda f: ['stream', str(f['text']), '--depth', '18',
+    ('stream', 'wrong kind', lambda f: ['stream', str(f['text']), '--backbone', 'resnet18',
                                         '--size', '32']),
     ('export', 'missing file', lambda f: ['export', str(f['dir'] / 'm.onnx'), '--backbone',
                                           'resnet18', '--weights', str(f['missing'])]),
@@ -107,7 +107,7 @@ def test_one_line_and_exit_2(files, capsys, command: str, kind: str, argv) -> No
 
 
 @pytest.mark.parametrize('command, argv', [
-    ('stream', lambda f: ['stream', str(f['text']), '--depth', '18', '--size', '32']),
+    ('stream', lambda f: ['stream', str(f['text']), '--backbone', 'resnet18', '--size', '32']),
     ('train', lambda f: ['train', str(f['not_config'])]),
     ('convert', lambda f: ['convert', str(f['text']), 'o', '--from', 'caffe']),
 ])
@@ -135,7 +135,7 @@ def test_messages_say_what_was_expected(files, capsys) -> None:
     assert main(['train', str(files['not_config'])]) == 2
     assert f'cannot read {files["not_config"]} as an MMAction2 config: SyntaxError' in \
         capsys.readouterr().err
-    assert main(['stream', str(files['text']), '--depth', '18', '--size', '32']) == 2
+    assert main(['stream', str(files['text']), '--backbone', 'resnet18', '--size', '32']) == 2
     assert f"video '{files['text']}': cannot be opened as a video" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(['info', '--depth', '7'])

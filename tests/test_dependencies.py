@@ -22,8 +22,8 @@ SRC = Path(tsmnet.__file__).parent
 # every top-level unit; '' is the package itself (``import tsmnet``)
 EVERYTHING = {'__main__', '_torch_compat', '_version', 'archs', 'benchmark', 'cli', 'commands',
               'data', 'demo', 'engine', 'deploy', 'fileio', 'fuse', 'layers', 'mmaction_compat',
-              'models', 'online', 'progress', 'registry', 'serve', 'shift', 'stdout', 'stream',
-              'train', 'video', 'weights', ''}
+              'models', 'online', 'predictor', 'progress', 'registry', 'serve', 'shift', 'stdout',
+              'stream', 'train', 'video', 'weights', ''}
 BELOW_MODELS = {'_torch_compat', '_version', 'archs', 'fileio', 'layers', 'shift', 'weights'}
 # unit (a package or module, dotted under tsmnet; the longest one that holds a file is its
 # unit) -> the units its files may import (a prefix allows everything under it), and those
@@ -67,6 +67,10 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     # tsmnet serve as a library: an app over the models, the stream and video reading; the
     # command builds its predictor (commands -> serve, never back)
     'serve': ({'serve', 'models', 'stream', 'layers', 'video', 'fileio', '_version'}, set()),
+    # the one model loader and video predictor of predict, stream and serve (commands build
+    # it; serve's app takes it): a library unit, below commands and serve
+    'predictor': (EVERYTHING - {'__main__', 'benchmark', 'cli', 'commands', 'demo', 'serve',
+                                'train'}, {'weights.conversion'}),
     'fileio': (set(), set()),
     'mmaction_compat': (set(), set()),
     '_version': (set(), set()),
@@ -224,3 +228,49 @@ def test_every_depth_option_reads_the_table() -> None:
                 seen += 1
     assert seen == 6  # demo, info, convert, bench, stream, finetune
     assert set(RESNET_ARCHS) == set(tsmnet.ResNet.arch_settings)
+
+
+# what command modules share: the one way to fail, the common options, MMAction2's tools
+COMMAND_HELPERS = {'commands.errors', 'commands.options', 'commands.tools'}
+
+
+def _imported_names(path: Path) -> set[str]:
+    """``module:name`` of every ``from tsmnet... import name`` in ``path`` (relative ones
+    resolved under tsmnet)."""
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            package = path.relative_to(SRC).parent.parts
+            module = '.'.join(list(package[:len(package) - node.level + 1])
+                              + ([node.module] if node.module else []))
+        elif node.module and node.module.split('.')[0] == 'tsmnet':
+            module = node.module.partition('.')[2]
+        else:
+            continue
+        found |= {f'{module}:{a.name}' for a in node.names}
+    return found
+
+
+@pytest.mark.parametrize('path', [p for p in FILES if p.startswith('commands/')])
+def test_commands_use_the_public_library_and_not_each_other(path: str) -> None:
+    """A command is a face on the library: it imports no other command (a shared helper is a
+    library function, or one of COMMAND_HELPERS) and no private name (``_x``)."""
+    imported, _ = _tsmnet_imports(SRC / path)
+    own = _dotted(path)
+    others = {n for n in imported if n.startswith('commands.') and n != own
+              and n not in COMMAND_HELPERS}
+    assert not others, f'{path} imports the commands {sorted(others)}'
+    private = {n for n in _imported_names(SRC / path)
+               if any(part.startswith('_') and part not in ('__future__', '_version')
+                      for part in n.replace(':', '.').split('.'))}
+    assert not private, f'{path} imports private names {sorted(private)}'
+
+
+def test_the_command_check_reads_imports(tmp_path: Path) -> None:
+    assert 'commands.options:library_errors' in _imported_names(SRC / 'commands' / 'predict.py')
+    fake = tmp_path / 'x.py'
+    fake.write_text('from tsmnet.stream import _stages_of\nfrom os import path\n')
+    assert _imported_names(fake) == {'stream:_stages_of'}

@@ -140,3 +140,30 @@ def test_saving_page_python_blocks_run(tmp_path, monkeypatch) -> None:
     for code in blocks:
         exec(compile(code, str(page), 'exec'), namespace)
     assert (tmp_path / 'tiny' / 'config.json').is_file()
+
+
+@pytest.mark.slow
+def test_video_page_python_blocks_run(tmp_path, monkeypatch) -> None:
+    """docs/video.md's example (the one loader of predict, stream and serve) runs on a saved
+    model and a video written here, in a temporary folder."""
+    import tsmnet
+    from tsmnet.video import TestProtocol
+
+    monkeypatch.syspath_prepend(str(ROOT / 'tests'))
+    from video_files import moving_frames, write_video
+
+    monkeypatch.chdir(tmp_path)
+    model = tsmnet.create_model('tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb',
+                                depth=18, num_classes=2)
+    model.protocol = TestProtocol(num_clips=8, resize_short=37, crop='center', crop_size=32)
+    (tmp_path / 'work').mkdir()
+    tsmnet.save(model, tmp_path / 'work' / 'checkpoint.pth', classes=['left', 'right'])
+    write_video(tmp_path / 'clip.mp4', moving_frames(8, 40, 48))
+    page = ROOT / 'docs' / 'video.md'
+    blocks = [code for lang, code in FENCE.findall(page.read_text()) if lang == 'python']
+    assert len(blocks) == 1
+    namespace = {'__name__': '__docs__'}
+    exec(compile(blocks[0], str(page), 'exec'), namespace)
+    assert namespace['online'].backbone.shift_mode == 'causal'
+    assert {label for _, label, _ in namespace['predictor']('clip.mp4').top} == \
+        {'left', 'right'}

@@ -135,7 +135,7 @@ def test_convert_on_a_full_disk(tmp_path: Path, full_disk, capsys) -> None:
 def test_stream_json_on_a_full_disk(tmp_path: Path, full_disk, capsys) -> None:
     out = tmp_path / 'frames.json'
     out.write_text('{"old": true}')
-    assert main(['stream', '--depth', '18', '--size', '32', '--frames', '2', '--quiet',
+    assert main(['stream', '--backbone', 'resnet18', '--size', '32', '--frames', '2', '--quiet',
                  '--json', str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith('tsmnet stream: error: cannot write ') and err.count('\n') == 1

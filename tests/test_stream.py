@@ -323,8 +323,8 @@ def test_cli_p90_is_never_below_the_median(tmp_path, capsys):
     from tsmnet.cli import main
 
     out = tmp_path / 'out.json'
-    assert main(['stream', '--depth', '18', '--size', str(SIZE), '--frames', '3', '--quiet',
-                 '--json', str(out)]) == 0
+    assert main(['stream', '--backbone', 'resnet18', '--size', str(SIZE), '--frames', '3',
+                 '--quiet', '--json', str(out)]) == 0
     result = json.loads(out.read_text())
     latencies = sorted(r['ms'] for r in result['frames'][1:])  # the first one is not timed
     assert len(latencies) == 2
@@ -336,7 +336,7 @@ def test_cli_streams_a_generated_clip(tmp_path, capsys):
     from tsmnet.commands.stream import generated_clip
 
     out = tmp_path / 'out.json'
-    assert main(['stream', '--depth', '18', '--size', str(SIZE), '--frames', '3',
+    assert main(['stream', '--backbone', 'resnet18', '--size', str(SIZE), '--frames', '3',
                  '--shift-place', 'block', '--json', str(out)]) == 0
     assert capsys.readouterr().out.count(' ms  top feature ') == 3
     result = json.loads(out.read_text())
@@ -353,7 +353,8 @@ def test_cli_streams_a_generated_clip(tmp_path, capsys):
 def test_cli_refuses_a_missing_file(tmp_path, capsys):
     from tsmnet.cli import main
 
-    assert main(['stream', str(tmp_path / 'nope.mp4'), '--depth', '18', '--size', str(SIZE)]) == 2
+    assert main(['stream', str(tmp_path / 'nope.mp4'), '--backbone', 'resnet18', '--size',
+                 str(SIZE)]) == 2
     assert capsys.readouterr().err == \
         f"tsmnet stream: error: video '{tmp_path / 'nope.mp4'}': no such file\n"
 
@@ -438,11 +439,11 @@ def test_cli_streams_mobilenet_v2(capsys, tmp_path):
     from tsmnet.commands.stream import generated_clip
 
     out = tmp_path / 'out.json'
-    assert main(['stream', '--arch', 'mobilenetv2', '--size', str(SIZE), '--frames', '3',
+    assert main(['stream', '--backbone', 'mobilenetv2', '--size', str(SIZE), '--frames', '3',
                  '--json', str(out)]) == 0
     assert 'causal MobileNetV2-TSM (10 shift sites)' in capsys.readouterr().out
     result = json.loads(out.read_text())
-    assert result['arch'] == 'mobilenetv2'
+    assert result['backbone'] == 'mobilenetv2'
     torch.manual_seed(0)  # the command's default --seed
     model = MobileNetV2TSM(num_segments=3, shift_mode='causal').eval()
     clip = torch.stack([FrameTransform(single_view_protocol(SIZE))(f)

@@ -88,8 +88,8 @@ def test_stream_scores_equal_the_offline_causal_model(causal, files):
 
 @pytest.mark.slow
 def test_cli_scores_equal_the_offline_causal_model(causal, files, capsys):
-    status = main(['stream', str(files / 'clip.mp4'), '--depth', '18', '--size', str(SIZE),
-                   '--checkpoint', str(files / 'causal.pth'), '--smooth', str(T), '--top', '5',
+    status = main(['stream', str(files / 'clip.mp4'), '--backbone', 'resnet18', '--size', str(SIZE),
+                   '--weights', str(files / 'causal.pth'), '--smooth', str(T), '--top', '5',
                    '--jsonl', '-', '--threads', '1'])
     out, err = capsys.readouterr()
     assert status == 0
@@ -116,7 +116,7 @@ def test_cli_threshold_and_an_http_source(files, capsys):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f'http://127.0.0.1:{server.server_address[1]}/clip.ts'
-        status = main(['stream', url, '--depth', '18', '--size', str(SIZE), '--checkpoint',
+        status = main(['stream', url, '--backbone', 'resnet18', '--size', str(SIZE), '--weights',
                        str(files / 'causal.pth'), '--threshold', '0.9', '--smooth', '1',
                        '--no-drop',
                        '--jsonl', '-', '--threads', '1'])
@@ -156,7 +156,7 @@ def test_a_pipe_on_stdin_fed_frame_by_frame(files):
     for extra in (['--no-drop'], []):
         proc = subprocess.Popen(
             [sys.executable, '-m', 'tsmnet', 'stream', '-', '--input-format', 'mjpeg',
-             '--depth', '18', '--size', str(SIZE), '--checkpoint', str(files / 'causal.pth'),
+             '--backbone', 'resnet18', '--size', str(SIZE), '--weights', str(files / 'causal.pth'),
              '--jsonl', '-', '--queue', '1', '--threads', '1', *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         for packet in packets:

@@ -67,3 +67,12 @@ def test_every_figure_is_reported_with_its_spread(capsys) -> None:
          '--figures', 'memory'])))['memory']['bytes'] == saved
     text = table(report)
     assert 'infer: ResNetTSM / no shift' in text and 'q1-q3' in text
+
+
+def test_the_command_names_the_suite_choices():
+    """bench names its choices without importing torch (a fast --help); they are the
+    suite's."""
+    from tsmnet.benchmark.suite import DTYPES, FIGURES
+    from tsmnet.commands import bench
+
+    assert bench.DTYPE_NAMES == tuple(DTYPES) and bench.FIGURES == FIGURES

@@ -286,3 +286,15 @@ def test_every_layout_fills_num_batches_tracked(tmp_path, shapes, source_format,
     report = load_pretrained(model, src, torchvision=source_format in ('torchvision', 'timm'))
     assert report.complete and sorted(report.filled) == sorted(bns)
     assert 'num_batches_tracked buffers the file lacks' in report.describe()
+
+
+def test_the_command_names_the_library_choices():
+    """convert names its choices without importing torch (a fast --help); they are the
+    library's."""
+    from tsmnet.commands.convert import FORMATS, SHIFT_PLACES
+    from tsmnet.models.resnet_tsm import SHIFT_PLACES as LIBRARY_PLACES
+    from tsmnet.weights.conversion import MOBILENET_V2_FORMATS
+    from tsmnet.weights.keymap import SOURCE_FORMATS
+
+    assert FORMATS == SOURCE_FORMATS + MOBILENET_V2_FORMATS
+    assert SHIFT_PLACES == LIBRARY_PLACES

@@ -30,7 +30,7 @@ def test_step_export_then_stream_equals_eager(tmp_path: Path, capsys) -> None:
 
     assert main(['stream', '--onnx', str(out), '--frames', '5', '--quiet',
                  '--json', str(tmp_path / 'onnx.json')]) == 0
-    assert main(['stream', '--arch', 'resnet', '--depth', '18', '--size', '32', '--frames',
+    assert main(['stream', '--backbone', 'resnet18', '--size', '32', '--frames',
                  '5', '--quiet', '--json', str(tmp_path / 'eager.json')]) == 0
     onnx_frames = json.loads((tmp_path / 'onnx.json').read_text())['frames']
     eager_frames = json.loads((tmp_path / 'eager.json').read_text())['frames']

@@ -73,7 +73,7 @@ def test_stream_runtime_agrees_with_eager(tmp_path):
     runs = {}
     for runtime in ('eager', 'onnxruntime'):
         out = tmp_path / f'{runtime}.json'
-        assert main(['stream', str(video), '--checkpoint', str(path), '--depth', '18',
+        assert main(['stream', str(video), '--weights', str(path),
                      '--size', '32', '--runtime', runtime, '--top', '5', '--quiet',
                      '--json', str(out)]) == 0
         runs[runtime] = json.loads(out.read_text())

@@ -1,5 +1,6 @@
 """``tsmnet serve`` as a user runs it: a checkpoint of a fine-tuned causal model, served in its
-own process on a loopback port; bad options fail the tsmnet way before a model is built."""
+own process on a loopback port; bad options fail the tsmnet way before a model is built; the
+model and its runtime come through the same library path as ``tsmnet predict``'s."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import sys
 import time
 
 import httpx
+import numpy as np
 import pytest
 import torch
-from tiny_serve import ENTRY, NUM_CLASSES, tiny_model
-from video_files import moving_frames
+from tiny_serve import ENTRY, NUM_CLASSES, PROTOCOL, local_stream_scores, tiny_model
+from video_files import moving_frames, write_video
 from websockets.sync.client import connect
 
+import tsmnet
 from tsmnet.cli import main
 from tsmnet.serve import raw_frame
 from tsmnet.serve.server import free_port
@@ -37,13 +40,26 @@ def test_bad_options_fail_in_one_line(args, message, capsys):
     assert message in err
 
 
+def _wait_until_up(process: subprocess.Popen, url: str) -> None:
+    deadline = time.monotonic() + 180
+    while True:
+        assert process.poll() is None, process.stdout.read()
+        try:
+            if httpx.get(f'{url}/healthz').status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, 'the server did not start within 180 s'
+        time.sleep(0.5)
+
+
 @pytest.mark.slow
 def test_serve_a_finetuned_checkpoint(tmp_path):
     """What ``tsmnet finetune`` saves (architecture and protocol in the meta, labels.txt beside
     it) is served; /v1/models shows them and a stream answers with its labels."""
     model = tiny_model()
     weights = tmp_path / 'model.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {'tsmnet': {
+    torch.save({'state_dict': model.state_dict(), 'meta': {'model': ENTRY, 'tsmnet': {
         'architecture': {'depth': 18, 'shift_mode': 'causal'},
         'protocol': {'resize_short': 64, 'crop': 'center', 'crop_size': 56}}}}, weights)
     (tmp_path / 'labels.txt').write_text(''.join(f'gesture {i}\n' for i in range(NUM_CLASSES)))
@@ -54,16 +70,7 @@ def test_serve_a_finetuned_checkpoint(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
     url = f'http://127.0.0.1:{port}'
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, process.stdout.read()
-            try:
-                if httpx.get(f'{url}/healthz').status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, 'the server did not start within 180 s'
-            time.sleep(0.5)
+        _wait_until_up(process, url)
         info = httpx.get(f'{url}/v1/models').json()['models'][0]
         assert info['name'] == ENTRY and info['stream_input_size'] == 56
         assert info['labels'] == [f'gesture {i}' for i in range(NUM_CLASSES)]
@@ -79,3 +86,56 @@ def test_serve_a_finetuned_checkpoint(tmp_path):
         output = process.communicate(timeout=60)[0]
     assert f'serving {ENTRY} on http://127.0.0.1:{port}' in output
     assert process.returncode == 0 and output.rstrip().endswith('stopped'), output
+
+
+@pytest.mark.slow  # exports the model to ONNX, a server process
+def test_serve_runtime_scores_uploads_as_predict(tmp_path, capsys):
+    """``--weights`` alone (a tsmnet.save file) and ``--runtime onnxruntime``: /v1/models says
+    so, an upload's scores are ``tsmnet predict``'s with the same options, and a stream stepped
+    by the exported step gives the eager stream's scores."""
+    model = tiny_model()
+    model.protocol = PROTOCOL
+    weights = tsmnet.save(model, tmp_path / 'causal.pth',
+                          classes=[f'gesture {i}' for i in range(NUM_CLASSES)])
+    frames = moving_frames(12, 64, 80)
+    video = write_video(tmp_path / 'clip.mp4', frames)
+    assert main(['predict', str(video), '--weights', str(weights), '--runtime', 'onnxruntime',
+                 '--top', str(NUM_CLASSES), '--json', '-']) == 0
+    expected = json.loads(capsys.readouterr().out)['videos'][0]['top']
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'tsmnet', 'serve', '--weights', str(weights), '--runtime',
+         'onnxruntime', '--port', str(port), '--threads', '1', '--log-level', 'warning'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    url = f'http://127.0.0.1:{port}'
+    try:
+        _wait_until_up(process, url)
+        info = httpx.get(f'{url}/v1/models').json()['models'][0]
+        assert (info['runtime'], info['precision']) == ('onnxruntime', 'fp32')
+        assert info['stream_runtime'] == 'onnxruntime fp32'
+        assert info['name'] == str(weights) and info['labels'][0] == 'gesture 0'
+        with video.open('rb') as f:
+            response = httpx.post(f'{url}/v1/classify?top={NUM_CLASSES}',
+                                  files={'file': ('clip.mp4', f, 'video/mp4')}, timeout=60)
+        assert response.status_code == 200, response.text
+        top = response.json()['top']
+        streamed = []
+        with connect(f'ws://127.0.0.1:{port}/v1/stream?top={NUM_CLASSES}') as ws:
+            assert json.loads(ws.recv())['type'] == 'hello'
+            for frame in frames[:6]:
+                ws.send(raw_frame(frame))
+                streamed.append(json.loads(ws.recv()))
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+    assert process.returncode == 0, output
+    assert [t['label'] for t in top] == [t['label'] for t in expected]
+    np.testing.assert_allclose([t['prob'] for t in top], [t['prob'] for t in expected],
+                               rtol=0, atol=1e-6)
+    local = local_stream_scores(tiny_model(), frames[:6]).numpy()
+    for result, want in zip(streamed, local):
+        assert result['type'] == 'result', result
+        got = np.zeros(NUM_CLASSES)
+        for item in result['top']:
+            got[item['index']] = item['prob']
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from tsmnet import TSMStream, create_model
-from tsmnet.commands.predict import Predictor
 from tsmnet.models.recognizer import Recognizer
+from tsmnet.predictor import Predictor
 from tsmnet.video import TestProtocol, transforms
 
 ENTRY = 'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb'

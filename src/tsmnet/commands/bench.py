@@ -43,15 +43,20 @@ from pathlib import Path
 from typing import Any
 
 from ..archs import RESNET_DEPTHS
-from ..benchmark import to_json
-from ..benchmark.suite import DTYPES, FIGURES, TARGETS, BenchConfig, run_suite
 from .errors import CommandError
+
+# the suite's precisions and figures (tsmnet.benchmark.suite.DTYPES, FIGURES; a test keeps
+# them equal), named here so that --help imports no torch
+DTYPE_NAMES: tuple[str, ...] = ('fp32', 'fp16', 'bf16')
+FIGURES: tuple[str, ...] = ('shift', 'infer', 'train', 'memory')
 
 __all__ = ['add_arguments', 'add_parser', 'main', 'run', 'table']
 
 
 def table(report: dict[str, Any]) -> str:
     """The report as a readable table of ratios (and median times)."""
+    from ..benchmark.suite import TARGETS
+
     c = report['config']
     lines = [f"tsmnet bench: ResNet-{c['depth']}, T={c['num_segments']}, "
              f"{c['frames']}x3x{c['size']}x{c['size']}, {c['dtype']}"
@@ -136,6 +141,9 @@ def table(report: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..benchmark import to_json
+    from ..benchmark.suite import BenchConfig, run_suite
+
     if args.json and Path(args.json).is_dir():  # refused before minutes of timing, not after
         raise CommandError(f'--json must be a file path, got the folder {args.json}')
     report = run_suite(BenchConfig.from_options(args))  # --device cuda without CUDA: error
@@ -153,7 +161,7 @@ def _positive(value: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--device', default='cpu', help="'cpu' (default), 'cuda', 'cuda:1'...")
-    parser.add_argument('--dtype', choices=tuple(DTYPES), default='fp32',
+    parser.add_argument('--dtype', choices=DTYPE_NAMES, default='fp32',
                         help='precision of models and input (default fp32)')
     parser.add_argument('--channels-last', action='store_true',
                         help='channels-last models and input (default: contiguous)')

@@ -19,21 +19,21 @@ from __future__ import annotations
 import argparse
 
 from ..archs import RESNET_DEPTHS
-from ..models.resnet_tsm import SHIFT_PLACES
-from ..weights.conversion import (
-    MOBILENET_V2_FORMATS,
-    Conversion,
-    convert_checkpoint,
-    save_conversion,
-)
-from ..weights.keymap import SOURCE_FORMATS
 from .errors import CommandError
 from .options import add_threads, set_threads
 
-__all__ = ['Conversion', 'add_parser', 'convert_checkpoint', 'run', 'save_conversion']
+# the layouts convert reads (tsmnet.weights.keymap.SOURCE_FORMATS + tsmnet.weights.conversion.
+# MOBILENET_V2_FORMATS) and ResNetTSM's shift places (tsmnet.models.resnet_tsm.SHIFT_PLACES),
+# named here so that --help imports no torch; a test keeps them equal
+FORMATS: tuple[str, ...] = ('torchvision', 'timm', 'tsm', 'mmaction', 'mmpretrain')
+SHIFT_PLACES: tuple[str, ...] = ('block', 'blockres')
+
+__all__ = ['FORMATS', 'SHIFT_PLACES', 'add_parser', 'run']
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..weights.conversion import convert_checkpoint, save_conversion
+
     set_threads(args.threads)  # the converted file is checked against the model it is for
     conversion = convert_checkpoint(
         args.src, args.source_format, depth=args.depth, in_channels=args.in_channels,
@@ -56,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('src', help='the checkpoint to convert (.pth or .safetensors)')
     parser.add_argument('dst', help='where to write the MMAction2-style checkpoint')
     parser.add_argument('--from', dest='source_format', required=True,
-                        choices=SOURCE_FORMATS + MOBILENET_V2_FORMATS,
+                        choices=FORMATS,
                         help='the layout of SRC; tsm = the original mit-han-lab release (for '
                              'MobileNetV2: its online demo); mmpretrain = MMPretrain/mmcls '
                              '(MobileNetV2). ResNet or MobileNetV2 is read off the keys')

@@ -28,6 +28,7 @@ from .options import (
     add_model,
     add_threads,
     add_weights,
+    library_errors,
     set_threads,
     write_json,
 )
@@ -92,9 +93,10 @@ def build_backbone(name: str, weights: str | None = None) -> Any:
 
 
 def build_model(args: argparse.Namespace) -> Any:
-    """The model of ``--weights`` / ``--model`` / ``--backbone``."""
+    """The model of ``--weights`` / ``--model`` (through :func:`tsmnet.predictor.load_model`,
+    as predict and stream build theirs) or ``--backbone``."""
     import tsmnet
-    from tsmnet.weights.saved import read_saved
+    from tsmnet.predictor import load_model
 
     overrides = {} if args.shift_mode is None else {'shift_mode': args.shift_mode}
     if args.backbone is not None or (args.model is None and args.weights is None):
@@ -102,19 +104,20 @@ def build_model(args: argparse.Namespace) -> Any:
             raise CommandError('--backbone exports a causal backbone: --model and --shift-mode '
                                'go without it')
         return build_backbone(args.backbone or 'mobilenetv2', args.weights)
-    if args.weights is not None and '://' not in args.weights:
-        if not Path(args.weights).exists():
-            raise CommandError(f'--weights: no such file or folder: {args.weights}')
-        info = read_saved(args.weights)[1]
-        if info.architecture is not None:  # it describes itself: the model it was trained as
-            return tsmnet.load(args.weights, **overrides)
-    if args.model is None and args.weights is not None and '://' in args.weights:
-        return tsmnet.load(args.weights, **overrides)  # a URL: downloaded, then read
-    if args.model is None:
-        raise CommandError(f'--weights {args.weights} does not describe its model (a release '
-                           f'or a bare state dict): give its zoo name with --model NAME')
-    return tsmnet.create_model(args.model, pretrained=args.weights or False,
-                               **overrides).eval()
+    if args.weights is None:  # a zoo architecture, random weights (nothing downloaded)
+        with library_errors():
+            return tsmnet.create_model(args.model, **overrides).eval()
+    if args.model is None and '://' not in args.weights and not Path(args.weights).exists():
+        raise CommandError(f'--weights: no such file or folder: {args.weights}')
+    try:
+        with library_errors():
+            return load_model(args.model, args.weights, **overrides)
+    except CommandError as err:
+        if args.model is None and 'do not describe their model' in str(err):
+            raise CommandError(f'--weights {args.weights} does not describe its model (a '
+                               f'release or a bare state dict): give its zoo name with --model '
+                               f'NAME') from None
+        raise
 
 
 def calibration_videos(folder: str) -> list[Path]:

@@ -9,8 +9,10 @@ module imports nothing heavy: ``tsmnet CMD --help`` must not load torch.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,12 @@ from .errors import CommandError
 DEFAULT_MODEL = 'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb'
 
 __all__ = ['DEFAULT_MODEL', 'DeprecatedAlias', 'add_deprecated', 'add_json', 'add_model',
-           'add_threads', 'add_weights', 'set_threads', 'write_json']
+           'add_runtime', 'add_threads', 'add_weights', 'library_errors', 'predictor',
+           'set_threads',
+           'threads', 'write_json']
+# the library names the parameter a bad value came in (``weights: no such file``); these are
+# the options that carry them
+_PARAMETERS = ('model', 'weights', 'labels', 'views', 'calibration', 'size')
 
 
 class DeprecatedAlias(argparse.Action):
@@ -34,13 +41,17 @@ class DeprecatedAlias(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
-        print(f'{parser.prog}: {option_string} is deprecated; use {self.new}', file=sys.stderr)
+        new = self.new.format(values)  # '--backbone resnet{}' names the value given
+        print(f'{parser.prog}: {option_string} is deprecated; use {new}', file=sys.stderr)
         setattr(namespace, self.dest, values)
 
 
-def add_deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: str) -> None:
-    """``old`` as a hidden alias of the option ``new`` (stored in ``dest``)."""
-    parser.add_argument(old, dest=dest, action=DeprecatedAlias, new=new, help=argparse.SUPPRESS)
+def add_deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: str,
+                   **kwargs: Any) -> None:
+    """``old`` as a hidden alias of the option ``new`` (stored in ``dest``; ``kwargs``: its
+    ``type``, ``choices``...)."""
+    parser.add_argument(old, dest=dest, action=DeprecatedAlias, new=new, help=argparse.SUPPRESS,
+                        **kwargs)
 
 
 def add_model(parser: argparse.ArgumentParser, default: str | None = None,
@@ -62,6 +73,65 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
 def add_json(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument('--json', dest='json_path', metavar='PATH|-',
                         help=f'write {what} as JSON to PATH (-: to stdout)')
+
+
+def add_runtime(parser: argparse.ArgumentParser, what: str = 'the model') -> None:
+    """``--runtime`` and ``--precision`` (:mod:`tsmnet.deploy.runtime`)."""
+    parser.add_argument('--runtime', default='eager',
+                        choices=('eager', 'compile', 'onnxruntime', 'openvino'),
+                        help=f'what runs {what}: PyTorch (eager), torch.compile, or {what} '
+                             'exported to ONNX Runtime or OpenVINO at the input size and '
+                             'checked against eager first (default: eager)')
+    parser.add_argument('--precision', default=None, choices=('fp32', 'bf16', 'int8'),
+                        help="the runtime's precision where it has it (default: fp32)")
+
+
+@contextlib.contextmanager
+def library_errors() -> Iterator[None]:
+    """A library error that names its parameter (``weights: ...``) as the option's
+    (``--weights: ...``); an unknown zoo name as ``--model``'s. Other errors pass."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        if type(err).__name__ == 'UnknownModelError':
+            raise CommandError(f'--model: {text}') from None
+        match = re.match(rf'({"|".join(_PARAMETERS)})[ :]', text)
+        if match is None:
+            raise
+        raise CommandError(f'--{text}') from None
+
+
+def predictor(model: str | None, weights: str | None, labels: str | None = None, *,
+              causal: bool = False, views: str | None = None, **kwargs: Any) -> Any:
+    """The :class:`tsmnet.predictor.Predictor` of ``--model``, ``--weights``, ``--labels``
+    (``--views``): the model by :func:`tsmnet.predictor.load_model`, then the runner of
+    ``--runtime``/``--precision`` (``kwargs``: the Predictor's), errors named by option."""
+    from ..predictor import Predictor, class_labels, load_model, parse_views
+    from ..video import TestProtocol
+
+    with library_errors():
+        views_of = parse_views(views)
+        model = load_model(model, weights, causal=causal)
+        names = class_labels(model, weights, labels)
+    protocol = (model.protocol or TestProtocol()).with_views(*views_of)
+    try:
+        return Predictor(model, protocol, names, **kwargs)
+    except ValueError as err:  # a runtime or precision it does not have, int8 uncalibrated
+        raise CommandError(f'--runtime/--precision: {err}') from None
+
+
+@contextlib.contextmanager
+def threads(n: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``n`` while the command runs (None: unchanged)."""
+    import torch  # the command runs: the library may load now
+
+    previous = torch.get_num_threads()
+    set_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def set_threads(threads: int | None) -> None:

@@ -11,50 +11,28 @@ names come from the ``labels.txt`` beside it or its ``meta``).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, TextIO
 
-import torch
-
-from ..deploy.runtime import clip_runner
-from ..fuse import fuse_conv_bn
-from ..models.factory import create_model
-from ..models.frames import channels_last_clips
-from ..models.recognizer import Recognizer
-from ..models.saving import load
-from ..progress import ProgressReport
-from ..stdout import results_stdout
-from ..video import (
-    ResultWriter,
-    TestProtocol,
-    VideoResult,
-    VideoTransform,
-    find_videos,
-    predict_videos,
-    read_sampled,
-)
-from ..weights.saved import read_saved
-from ..weights.zoo import weights
 from .errors import CommandError
+from .options import DEFAULT_MODEL, add_threads, library_errors, threads
+from .options import predictor as build_predictor
 
-DEFAULT_MODEL = 'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb'
-# Views per forward pass. Swept on the shared 2-core Xeon, channels-last (2026-12-02, load
-# 2-7, interleaved): 1 and 2 views per pass were 1.42x and 1.20x slower than 4 on 16 views;
-# 8 and 16 were faster there (0.83x, 0.79x) but not on all 80 views (8: 1.01x; 16, 20, 40:
-# 1.2-1.4x, one repeat), so 4 stays until a quiet machine settles it. Contiguous (not
-# channels-last) was 1.35x slower at 4.
+if TYPE_CHECKING:
+    from ..predictor import Prediction
+    from ..video import ResultWriter, VideoResult
+
+# views per forward pass (tsmnet.predictor.DEFAULT_BATCH, which says why; here so that --help
+# imports no torch)
 DEFAULT_BATCH = 4
 # decoding processes for several videos (the model's own threads take the other cores)
 DEFAULT_WORKERS = 2
 # exit status when videos failed: this + their number (capped at 255), apart from argparse's 2
 EXIT_FAILED = 100
-LOGGER = logging.getLogger(__name__)
+
+__all__ = ['DEFAULT_BATCH', 'DEFAULT_MODEL', 'DEFAULT_WORKERS', 'EXIT_FAILED', 'add_parser',
+           'format_prediction', 'run']
 
 
 def add_parser(subparsers: Any) -> None:
@@ -105,177 +83,11 @@ def add_parser(subparsers: Any) -> None:
                         help="the runtime's precision where it has it (default: fp32)")
     parser.add_argument('--calibration', metavar='DIR',
                         help='videos that calibrate --precision int8')
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    add_threads(parser)
     parser.epilog = ('exit status: 0 when every video was scored; 100 + the number of videos '
                      'that could not be read (at most 255) when some were not; 2 for a bad '
                      'command line.')
     parser.set_defaults(func=run)
-
-
-def parse_views(text: str | None) -> tuple[int | None, int | None]:
-    """``'CLIPS,CROPS'`` as two positive ints (None, None when not given)."""
-    if text is None:
-        return None, None
-    parts = text.split(',')
-    try:
-        clips, crops = (int(p) for p in parts)
-    except ValueError:
-        raise CommandError(f'--views must be CLIPS,CROPS (two integers), got {text!r}') from None
-    if clips < 1 or crops not in (1, 3, 10):
-        raise CommandError(f'--views: CLIPS must be >= 1 and CROPS 1, 3 or 10, got {text!r}')
-    return clips, crops
-
-
-def read_labels(path: Path) -> list[str]:
-    """Class names from a text file, one a line (blank lines ignored)."""
-    try:
-        lines = path.read_text(encoding='utf-8').splitlines()
-    except OSError as err:
-        raise CommandError(f'--labels: cannot read {path}: {err.strerror or err}') from None
-    return [line.strip() for line in lines if line.strip()]
-
-
-@dataclass
-class Prediction:
-    """One video's result: the top classes and the time of each stage (seconds)."""
-
-    video: str
-    top: list[tuple[int, str, float]]
-    views: int
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
-class Predictor:
-    """A recognizer ready for inference and its protocol: video file -> averaged scores.
-
-    The model runs in eval mode with its batch norms folded into the convs and channels-last
-    activations (the same function, faster on CPUs), ``batch`` views per forward pass. The
-    model is changed in place: it is one to run, not to train or save.
-
-    Args:
-        model: The recognizer (its ``cls_head.average_clips`` averages the views).
-        protocol: How videos are read.
-        labels: Class names in index order.
-        device: Where the model runs.
-        batch: Views per forward pass.
-        runtime: What runs the views (:data:`tsmnet.deploy.runtime.RUNTIMES`): ``'eager'``,
-            ``'compile'``, or the model exported to ``'onnxruntime'`` / ``'openvino'`` at the
-            protocol's crop size (checked against eager on export).
-        precision: ``'fp32'``, ``'bf16'`` or ``'int8'`` where the runtime has it.
-        calibration: int8's calibration clips or folder of videos.
-        threads: ONNX Runtime's or OpenVINO's CPU threads.
-    """
-
-    def __init__(self, model: Recognizer, protocol: TestProtocol, labels: Sequence[str],
-                 device: torch.device | str = 'cpu', batch: int = DEFAULT_BATCH,
-                 runtime: str = 'eager', precision: str | None = None,
-                 calibration: Any = None, threads: int | None = None) -> None:
-        if batch < 1:
-            raise ValueError(f'batch must be >= 1, got {batch}')
-        self.device = torch.device(device)
-        model = fuse_conv_bn(model.eval(), inplace=True).to(self.device)
-        self.channels_last = self.device.type == 'cpu'
-        self.model = model.to(memory_format=torch.channels_last) if self.channels_last \
-            else model
-        self.protocol, self.labels, self.batch = protocol, list(labels), batch
-        self.transform = VideoTransform(protocol)
-        # the runner of the views: eager is the model itself (what MMAction2's test step runs)
-        self.run = clip_runner(self.model, runtime, precision, threads=threads,
-                               size=protocol.crop_size, calibration=calibration)
-        self.runtime, self.precision = self.run.runtime, self.run.precision
-
-    @torch.inference_mode()
-    def scores(self, views: torch.Tensor) -> torch.Tensor:
-        """Class scores of one video's views ``[V, T, 3, H, W]``, averaged: ``[num_classes]``."""
-        logits = []
-        for start in range(0, len(views), self.batch):
-            chunk = views[start:start + self.batch].to(self.device)
-            if self.channels_last:
-                chunk = channels_last_clips(chunk)
-            logits.append(self.run(chunk).float().cpu())
-        logits = torch.cat(logits)
-        if self.model.cls_head.average_clips is None:  # MMAction2 would not average: the mean
-            return logits.mean(0)
-        return self.model.cls_head.average_clip(logits, len(views)).reshape(-1)
-
-    def __call__(self, path: str | Path, top: int = 5) -> Prediction:
-        """Top-``top`` classes of one video, and the seconds of its decode, transforms and
-        model stages (what ``benchmarks/bench_predict.py`` times)."""
-        tic = time.perf_counter()
-        frames = read_sampled(path, self.protocol)
-        decoded = time.perf_counter()
-        views = self.transform.from_sampled(frames)
-        transformed = time.perf_counter()
-        scores = self.scores(views)
-        done = time.perf_counter()
-        values, indices = scores.topk(min(top, scores.numel()))
-        return Prediction(str(path), [(int(i), self.labels[i], float(v))
-                                      for v, i in zip(values.tolist(), indices.tolist())],
-                          len(views), {'decode': decoded - tic, 'transforms': transformed - decoded,
-                                       'model': done - transformed})
-
-
-def build_predictor(model_name: str, weights_source: str | None = None,
-                    labels_path: str | None = None, views: str | None = None,
-                    device: str = 'cpu', batch: int = DEFAULT_BATCH,
-                    **runtime: Any) -> Predictor:
-    """The :class:`Predictor` of a zoo entry with its published weights, or of
-    ``weights_source``: a checkpoint or folder that describes its model (``tsmnet finetune``,
-    ``tsmnet.save``; ``model_name`` is not needed) is rebuilt by :func:`tsmnet.load`, with its
-    class names and test protocol; any other checkpoint is loaded into ``model_name``'s
-    architecture with the checkpoint's own head. ``runtime``: :class:`Predictor`'s
-    ``runtime``, ``precision``, ``calibration`` and ``threads``."""
-    if weights_source is None:
-        model = _named(model_name, pretrained=True)
-    else:
-        local = '://' not in weights_source
-        if local and not Path(weights_source).exists():
-            raise CommandError(f'--weights: no such file or folder: {weights_source}')
-        info = read_saved(weights_source)[1] if local else None
-        if info is None or info.architecture is not None:  # a URL is read by tsmnet.load too
-            try:
-                model = load(weights_source)
-            except ValueError as err:
-                if 'does not describe' not in str(err):
-                    raise
-                model = _named(model_name, pretrained=weights_source)
-        else:  # its own head: the checkpoint's classes, not the entry's
-            model = _named(model_name, pretrained=weights_source, num_classes=info.num_classes)
-        if local and labels_path is None and Path(weights_source).is_file() and \
-                (Path(weights_source).parent / 'labels.txt').is_file():
-            labels_path = str(Path(weights_source).parent / 'labels.txt')
-    protocol = (model.protocol or TestProtocol()).with_views(*parse_views(views))
-    names = read_labels(Path(labels_path)) if labels_path is not None else model.class_names
-    if names is not None and len(names) != model.num_classes:
-        raise CommandError(f'{len(names)} class names for a model of {model.num_classes} '
-                           'classes')
-    labels = names or [f'class {i}' for i in range(model.num_classes)]
-    try:
-        return Predictor(model, protocol, labels, device=device, batch=batch, **runtime)
-    except ValueError as err:  # a runtime or precision it does not have, int8 uncalibrated
-        raise CommandError(f'--runtime/--precision: {err}') from None
-
-
-def _named(name: str, **kwargs: Any) -> Recognizer:
-    """``create_model(name, ...)``, an unknown name reported as ``--model``'s."""
-    try:
-        weights(name)
-    except (KeyError, ValueError) as err:
-        raise CommandError(f'--model: {err}') from None
-    return create_model(name, **kwargs)
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if n is not None:
-        if n < 1:
-            raise CommandError(f'--threads must be >= 1, got {n}')
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def format_prediction(p: Prediction | VideoResult) -> str:
@@ -302,6 +114,8 @@ def _targets(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def _writers(args: argparse.Namespace, targets: list[tuple[str, str]], stdout: TextIO,
              header: dict[str, Any]) -> list[ResultWriter]:
+    from ..video import ResultWriter
+
     writers: list[ResultWriter] = []
     try:
         for kind, path in targets:
@@ -315,6 +129,11 @@ def _writers(args: argparse.Namespace, targets: list[tuple[str, str]], stdout: T
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..predictor import parse_views
+    from ..progress import ProgressReport
+    from ..stdout import results_stdout
+    from ..video import find_videos, predict_videos
+
     if args.top < 1:
         raise CommandError(f'--top must be >= 1, got {args.top}')
     if args.workers is not None and args.workers < 0:
@@ -323,15 +142,16 @@ def run(args: argparse.Namespace) -> int:
         videos = find_videos([*args.videos, *(f'@{path}' for path in args.list)])
     except ValueError as err:
         raise CommandError(str(err)) from None
-    parse_views(args.views)
+    with library_errors():
+        parse_views(args.views)
     workers = args.workers if args.workers is not None else \
         (0 if len(videos) == 1 else DEFAULT_WORKERS)
     targets = _targets(args)
     to_stdout = any(path == '-' for _, path in targets)
     human = sys.stderr if to_stdout else sys.stdout  # human output goes where results do not
-    with _threads(args.threads), results_stdout(to_stdout) as stdout:
-        predictor = build_predictor(args.model, args.weights, args.labels, args.views,
-                                    args.device, args.batch, runtime=args.runtime,
+    with threads(args.threads), results_stdout(to_stdout) as stdout:
+        predictor = build_predictor(args.model, args.weights, args.labels, views=args.views,
+                                    device=args.device, batch=args.batch, runtime=args.runtime,
                                     precision=args.precision, calibration=args.calibration,
                                     threads=args.threads)
         header = {'model': args.model, 'weights': args.weights,

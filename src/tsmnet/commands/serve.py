@@ -3,8 +3,12 @@
 Streams (``/v1/stream``, one WebSocket per camera) each keep their own shift buffers and are
 stepped together in batches of up to --max-batch frames, waiting at most --max-delay-ms for a
 batch to fill; uploads (``POST /v1/classify``) are scored as ``tsmnet predict`` scores a file;
-``GET /`` is a page that classifies the browser's camera live. Needs the ``serve`` extra
-(``pip install tsmnet[serve]``). See docs/serve.md.
+``GET /`` is a page that classifies the browser's camera live. The model comes through the
+same loader as ``tsmnet predict``'s (``--model``, ``--weights``); ``--runtime`` and
+``--precision`` choose what runs it: the uploads as ``tsmnet predict --runtime`` runs them,
+and with ``onnxruntime`` the streams' step too, exported with a causal shift (other runtimes
+step the streams eagerly). Needs the ``serve`` extra (``pip install tsmnet[serve]``). See
+docs/serve.md.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 from typing import Any
 
 from .errors import CommandError
+from .options import add_model, add_runtime, add_threads, add_weights, predictor, threads
 
 # the network of TSM's online demo (shift_mode is made causal for the stream)
 DEFAULT_MODEL = 'tsm_imagenet-pretrained-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb'
@@ -23,12 +28,15 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         'serve', help='serve a model: live WebSocket streams, uploads, a camera page',
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--model', default=None,
-                        help=f'zoo entry: architecture, protocol and labels (default: '
-                             f'{DEFAULT_MODEL})')
-    parser.add_argument('--weights', help="checkpoint file or URL (default: the entry's "
-                        'published weights, downloaded once)')
+    add_model(parser, what='a zoo model (with --weights only when the checkpoint does not '
+              f'describe its model; alone: its published weights; default: {DEFAULT_MODEL})')
+    add_weights(parser, 'a checkpoint or saved-model folder (what tsmnet finetune or tsmnet.save '
+                'wrote), or a URL; streams run it with a causal shift (a warning when it was '
+                'trained bidirectionally)')
     parser.add_argument('--labels', help='class names, one a line')
+    add_runtime(parser, 'the model (the uploads; the streams too under onnxruntime)')
+    parser.add_argument('--calibration', metavar='DIR',
+                        help='videos that calibrate --precision int8')
     parser.add_argument('--host', default='127.0.0.1',
                         help='address to listen on (default: 127.0.0.1, this machine only)')
     parser.add_argument('--port', type=int, default=8000, help='TCP port (default: 8000)')
@@ -42,7 +50,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument('--max-upload-mb', type=float, default=100.0,
                         help='largest upload to /v1/classify in MiB (default: 100)')
     parser.add_argument('--device', default='cpu', help='torch device (default: cpu)')
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    add_threads(parser)
     parser.add_argument('--log-level', default='info',
                         choices=('critical', 'error', 'warning', 'info', 'debug'))
     parser.set_defaults(func=run)
@@ -71,20 +79,35 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise CommandError(f'tsmnet serve needs the serve extra (pip install '
                            f'"tsmnet[serve]"): {err}') from None
-    import torch
-
-    from .predict import build_predictor
-
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     logging.basicConfig(level=args.log_level.upper(), format='%(levelname)s: %(message)s')
-    name = args.model or DEFAULT_MODEL
-    predictor = build_predictor(name, args.weights, args.labels, device=args.device)
+    name = args.model or (None if args.weights else DEFAULT_MODEL)
+    with threads(args.threads):
+        return _serve(args, serve, name)
+
+
+def _serve(args: argparse.Namespace, serve: Any, name: str | None) -> int:
+    scorer = predictor(name, args.weights, args.labels, device=args.device,
+                       runtime=args.runtime, precision=args.precision,
+                       calibration=args.calibration, threads=args.threads)
+    name = name or args.weights
+    step, stream_runtime = None, 'eager'
+    if args.runtime == 'onnxruntime':  # the streams' step too, exported from the same model
+        from tsmnet.predictor import exported_step
+        from tsmnet.serve.frames import stream_input_size
+
+        try:
+            step = exported_step(scorer.model, stream_input_size(scorer.protocol),
+                                 args.precision, args.calibration, args.threads)
+        except ValueError as err:
+            raise CommandError(f'--runtime/--precision: {err}') from None
+        stream_runtime = f'onnxruntime {args.precision or "fp32"}'
     config = serve.ServeConfig(model_name=name, max_streams=args.max_streams,
                                max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
-                               max_upload_bytes=int(args.max_upload_mb * 2**20))
+                               max_upload_bytes=int(args.max_upload_mb * 2**20),
+                               runtime=scorer.runtime, precision=scorer.precision,
+                               stream_runtime=stream_runtime)
     try:
-        app = serve.create_app(predictor, config)
+        app = serve.create_app(scorer, config, step)
     except (TypeError, ValueError) as err:
         raise CommandError(f'{name} cannot be served frame by frame: {err}') from None
     print(f'serving {name} on http://{args.host}:{args.port} (camera page: /, streams: '

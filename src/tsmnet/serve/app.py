@@ -2,7 +2,7 @@
 
 - ``GET /``: the camera page (``static/index.html``, package data);
 - ``POST /v1/classify``: a video upload (multipart field ``file``), scored as ``tsmnet
-  predict`` scores a file (the same :class:`~tsmnet.commands.predict.Predictor`);
+  predict`` scores a file (the same :class:`~tsmnet.predictor.Predictor`);
 - ``WebSocket /v1/stream``: frames in, one JSON result per frame out (:mod:`.scheduler`);
 - ``GET /healthz``, ``GET /v1/models``, ``GET /metrics`` (Prometheus text).
 """
@@ -43,7 +43,7 @@ from .frames import (
     to_model_input,
 )
 from .metrics import CONTENT_TYPE, Metrics
-from .online import OnlineModel
+from .online import OnlineModel, StepFunction
 from .scheduler import BatchScheduler, Stream, StreamLimitError
 
 LOGGER = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ CLOSE_BAD_REQUEST, CLOSE_TRY_LATER = 1008, 1013
 
 class Classifier(Protocol):
     """What ``/v1/classify`` and the stream need of a predictor (``tsmnet predict``'s
-    :class:`~tsmnet.commands.predict.Predictor` is one)."""
+    :class:`~tsmnet.predictor.Predictor` is one)."""
 
     model: Recognizer
     protocol: TestProtocol
@@ -76,7 +76,10 @@ class ServeConfig:
         max_delay_ms: Milliseconds a frame may wait for others to join its step (``D``).
         max_upload_bytes: The largest ``/v1/classify`` request body (413 beyond).
         max_classify_queue: Uploads being scored or waiting; more get 503.
-        runtime: Shown by ``/v1/models``.
+        runtime: What scores the uploads, shown by ``/v1/models``.
+        precision: Its precision, likewise.
+        stream_runtime: What steps the streams, likewise (``'eager'``, or ``'onnxruntime'``
+            with the ``step`` that :func:`create_app` takes).
     """
 
     model_name: str = 'model'
@@ -86,6 +89,8 @@ class ServeConfig:
     max_upload_bytes: int = 100 * 2**20
     max_classify_queue: int = 4
     runtime: str = 'eager'
+    precision: str = 'fp32'
+    stream_runtime: str = 'eager'
 
 
 class _UploadTooLarge(Exception):
@@ -130,13 +135,15 @@ class Server:
     Args:
         predictor: Scores uploads; its model (and its protocol and labels) also streams.
         config: Limits.
+        step: The streams' step under another runtime, or None (the model's, eager).
     """
 
-    def __init__(self, predictor: Classifier, config: ServeConfig) -> None:
+    def __init__(self, predictor: Classifier, config: ServeConfig,
+                 step: StepFunction | None = None) -> None:
         self.predictor, self.config = predictor, config
         self.protocol = predictor.protocol
         self.size = stream_input_size(self.protocol)
-        self.online = OnlineModel(predictor.model, self.size, predictor.channels_last)
+        self.online = OnlineModel(predictor.model, self.size, predictor.channels_last, step)
         self.metrics = Metrics()
         self.scheduler: BatchScheduler | None = None
         self._decode = concurrent.futures.ThreadPoolExecutor(2, 'tsmnet-decode')
@@ -178,6 +185,7 @@ class Server:
         model = self.predictor.model
         return JSONResponse({'models': [{
             'name': self.config.model_name, 'runtime': self.config.runtime,
+            'precision': self.config.precision, 'stream_runtime': self.config.stream_runtime,
             'num_classes': model.num_classes, 'labels': list(self.predictor.labels),
             'num_segments': model.num_segments, 'stream_input_size': self.size,
             'stream_window': self.online.window, 'protocol': dataclasses.asdict(self.protocol),
@@ -313,18 +321,21 @@ async def _send(websocket: WebSocket, stream: Stream) -> None:
         await websocket.send_json(message)
 
 
-def create_app(predictor: Classifier, config: ServeConfig | None = None) -> Starlette:
+def create_app(predictor: Classifier, config: ServeConfig | None = None,
+               step: StepFunction | None = None) -> Starlette:
     """The ASGI app of ``tsmnet serve``.
 
     Args:
         predictor: The predictor whose model classifies uploads and streams (its batch norms
-            folded and weights laid out as :class:`~tsmnet.commands.predict.Predictor` does).
+            folded and weights laid out as :class:`~tsmnet.predictor.Predictor` does).
         config: Limits. Defaults to :class:`ServeConfig`'s.
+        step: The streams' step under another runtime (:class:`OnlineModel`'s ``step``).
+            Defaults to None: the model's, eager.
 
     Raises:
         TypeError, ValueError: The model cannot stream (named by :class:`tsmnet.TSMStream`).
     """
-    server = Server(predictor, config or ServeConfig())
+    server = Server(predictor, config or ServeConfig(), step)
     app = Starlette(routes=server.routes(), lifespan=server.lifespan)
     app.state.server = server
     return app

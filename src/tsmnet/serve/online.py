@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -28,6 +28,8 @@ from ..stream import TSMStream
 LOGGER = logging.getLogger(__name__)
 
 Buffers = tuple[torch.Tensor, ...]
+# a recognizer's step as a function of its inputs: [frames, *buffers] -> [logits, *new]
+StepFunction = Callable[[Sequence[torch.Tensor]], Sequence[torch.Tensor]]
 
 
 def causal_backbone(backbone: nn.Module) -> nn.Module:
@@ -54,16 +56,20 @@ class OnlineModel:
 
     Args:
         model: A recognizer in eval mode (its batch norms may be folded, as
-            :class:`tsmnet.commands.predict.Predictor` leaves them).
+            :class:`tsmnet.predictor.Predictor` leaves them).
         size: The side of the square frames (``[3, size, size]``).
         channels_last: Feed frames channels-last (what a CPU model laid out that way wants).
+        step: The recognizer's step under another runtime (the model's step exported to ONNX
+            Runtime, :func:`tsmnet.predictor.exported_step`): ``[frames, *buffers] ->
+            [logits, *new_buffers]``, any number of frames. None: the model's own, eager.
 
     Raises:
         TypeError, ValueError: The backbone cannot stream (see :class:`tsmnet.TSMStream`), or
             the head does not average-pool its features.
     """
 
-    def __init__(self, model: Recognizer, size: int, channels_last: bool = False) -> None:
+    def __init__(self, model: Recognizer, size: int, channels_last: bool = False,
+                 step: StepFunction | None = None) -> None:
         head = model.cls_head
         if head.avg_pool is None:
             raise ValueError("the head must pool its features (spatial_type='avg') to "
@@ -72,6 +78,7 @@ class OnlineModel:
         stream = TSMStream(self.backbone)  # refuses what cannot stream, naming why
         self.step_module = stream.step_module()
         self.fc = head.fc_cls
+        self.exported = step
         self.window = model.num_segments
         self.size = size
         self.channels_last = channels_last
@@ -104,17 +111,25 @@ class OnlineModel:
             raise ValueError(f'frames must be [B, 3, H, W] with B = len(states) = {len(states)}, '
                              f'got {list(frames.shape)}')
         frames = frames.to(self.device, self.dtype)
+        if self.exported is not None:  # a recognizer's step: the logits come out
+            buffers = self._stacked(states)
+            out = self.exported([frames, *buffers])
+            logits, new = out[0].float().cpu(), out[1:]
+            return logits, [tuple(b[j:j + 1].clone() for b in new) for j in range(len(states))]
         if self.channels_last:
             frames = frames.contiguous(memory_format=torch.channels_last)
-        if len(states) == 1:
-            buffers = states[0] or self.zeros
-        else:
-            buffers = tuple(torch.cat([(s or self.zeros)[i] for s in states])
-                            for i in range(self.num_sites))
+        buffers = self._stacked(states)
         out = self.step_module(frames, *buffers)
         features, new = out[0], out[1:]
         logits = self.fc(features.mean(dim=(2, 3))).float().cpu()
         return logits, [tuple(b[j:j + 1].clone() for b in new) for j in range(len(states))]
+
+    def _stacked(self, states: Sequence[Buffers | None]) -> Buffers:
+        """The streams' buffers, one ``[B, ...]`` tensor per shift site."""
+        if len(states) == 1:
+            return states[0] or self.zeros
+        return tuple(torch.cat([(s or self.zeros)[i] for s in states])
+                     for i in range(self.num_sites))
 
     @staticmethod
     def scores(window: Sequence[torch.Tensor]) -> torch.Tensor:
