@@ -115,12 +115,13 @@ def test_readme_is_short_and_keeps_the_ci_block() -> None:
 
 @pytest.mark.slow
 def test_training_page_python_blocks_run(tmp_path, monkeypatch) -> None:
-    """docs/training.md's examples run, in order, in one namespace (the second uses the
-    videos the first writes): a VideoDataset with DataLoader workers, then ``finetune``."""
+    """docs/training.md's examples run, in order, in one namespace (the later ones use the
+    videos the first writes): a VideoDataset with DataLoader workers, uint8 clips normalised
+    in the training process, then ``finetune``."""
     monkeypatch.setenv('TSMNET_SHIFT_BACKEND', 'torch')  # no native build: a tiny model
     page = ROOT / 'docs' / 'training.md'
     blocks = [code for lang, code in FENCE.findall(page.read_text()) if lang == 'python']
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     namespace = {'__name__': '__docs__'}
     for code in blocks:
         exec(compile(code, str(page), 'exec'), namespace)

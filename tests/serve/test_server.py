@@ -246,3 +246,25 @@ def test_a_client_that_floods_or_never_reads_does_not_stall_another(video_frames
     dropped = sum(float(line.split()[-1]) for line in metrics.splitlines()
                   if line.startswith('tsmnet_serve_dropped_frames_total{'))
     assert dropped > 0
+
+
+def test_a_background_server_leaves_the_process_logging_alone(tmp_path):
+    """uvicorn's default logging set-up closed every handler of the process: an MMEngine
+    logger's file (left by a Runner earlier in the suite) then broke every later
+    ``init_weights`` with ``'NoneType' object has no attribute 'write'``."""
+    import logging
+
+    from starlette.applications import Starlette
+
+    handler = logging.FileHandler(tmp_path / 'run.log')
+    logger = logging.getLogger('tsmnet-test-file-logger')
+    logger.addHandler(handler)
+    try:
+        with BackgroundServer(Starlette()):
+            pass
+        assert handler.stream is not None and not handler.stream.closed  # as MMEngine needs
+        logger.warning('still written')
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert 'still written' in (tmp_path / 'run.log').read_text()

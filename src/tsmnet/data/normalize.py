@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.frames import channels_last_clips
 from .pipelines import MEAN, STD
 
 
@@ -50,7 +49,9 @@ class ClipNormalizer:
             raise ValueError(f'ClipNormalizer: channels_last needs clips [N, T, 3, H, W], got '
                              f'{tuple(clips.shape)}')
         if self.channels_last:  # on the uint8 bytes: a quarter of the copy
-            clips = channels_last_clips(clips)
+            n, t = clips.shape[:2]
+            clips = clips.flatten(0, 1).contiguous(memory_format=torch.channels_last) \
+                .unflatten(0, (n, t))
         if clips.dtype == torch.uint8:
             shape = (3, 1, 1)
             mean = torch.tensor(self.mean, dtype=torch.float32, device=clips.device).view(shape)

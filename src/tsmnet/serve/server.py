@@ -58,7 +58,10 @@ class BackgroundServer:
     def __init__(self, app: Starlette, host: str = '127.0.0.1', port: int | None = None,
                  timeout: float = 30.0) -> None:
         self.host, self.port = host, port or free_port(host)
-        self.server = uvicorn.Server(config(app, self.host, self.port, log_level='warning'))
+        # log_config=None: uvicorn's own logging set-up (logging.config.dictConfig) closes
+        # every handler of the process, e.g. the file of an MMEngine logger still in use
+        self.server = uvicorn.Server(config(app, self.host, self.port, log_level='warning',
+                                            log_config=None))
         self.timeout = timeout
         self._thread = threading.Thread(target=self.server.run, name='tsmnet-uvicorn',
                                         daemon=True)
