@@ -1,5 +1,6 @@
 """``tsmnet predict`` against MMAction2's ``inference_recognizer``: ``python
-benchmarks/bench_predict.py [--crops 10] [--repeats 3] [--threads 2] [--batch N]``; and over
+benchmarks/bench_predict.py [--crops 10] [--repeats 3] [--threads 2] [--batch N] [--runtime
+openvino [--precision bf16]]``; and over
 many videos, decoding in workers against the model alone: ``python benchmarks/bench_predict.py
 --videos 50 [--workers 2] [--crops 1]``.
 
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help='instead: N short videos through tsmnet.video.predict_videos, '
                              'total time / the model alone')
     parser.add_argument('--workers', type=int, default=2, help='decoding processes (--videos)')
+    parser.add_argument('--runtime', default='eager',
+                        help="tsmnet predict's --runtime (eager, compile, onnxruntime, openvino)")
+    parser.add_argument('--precision', default=None, help="tsmnet predict's --precision")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.videos:
@@ -115,7 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     views = f'1,{args.crops}'
     batch = DEFAULT_BATCH if args.batch is None else args.batch
-    ours = build_predictor(R50, str(ckpt), views=views, batch=batch)
+    ours = build_predictor(R50, str(ckpt), views=views, batch=batch, runtime=args.runtime,
+                           precision=args.precision, threads=args.threads)
 
     def run_mmaction() -> tuple[dict[str, float], torch.Tensor]:
         t0 = time.perf_counter()
@@ -150,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
         'benchmark': 'tsmnet predict / mmaction inference_recognizer',
         'video': '300 frames, 340x256, H.264, 30 fps', 'config': R50,
         'views': f'8 segments x {args.crops} crops', 'threads': args.threads, 'batch': batch,
+        'runtime': ours.runtime, 'precision': ours.precision,
         'repeats': args.repeats, 'ratio': statistics.median(ratios),
         'ratios': ratios,
         'seconds': {k: statistics.median(v) for k, v in totals.items()},
