@@ -70,6 +70,7 @@ def _demo_clips(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tenso
     return (clips - MEAN) / STD, labels
 
 
+@torch.enable_grad()  # main measures under no_grad
 def _train(model: tsmnet.Recognizer, steps: int, size: int, batch: int = 8) -> list[float]:
     """AdamW with a one-cycle schedule on the demo's clips; returns the losses."""
     data = MotionDirection(size=size, num_frames=T, seed=1)
