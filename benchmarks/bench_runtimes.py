@@ -160,6 +160,9 @@ def main() -> None:
     parser.add_argument('--train-steps', type=int, default=150)
     parser.add_argument('--train-size', type=int, default=64)
     parser.add_argument('--cache', default='/tmp/tsmnet-bench-runtimes')
+    parser.add_argument('--settle', type=float, default=0.5,
+                        help='seconds idle before each timed call, so that the runtime timed '
+                             "before has its spinning threads asleep (default: 0.5)")
     parser.add_argument('--out', help='also write the JSON here')
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -169,7 +172,8 @@ def main() -> None:
     if unknown:
         parser.error(f'--runtimes: unknown {unknown}; expected some of {list(RUNTIMES)}')
     report: dict[str, Any] = {'machine': machine(), 'threads': args.threads, 'size': args.size,
-                              'T': T, 'repeats': args.repeats, 'load_before': loadavg(),
+                              'T': T, 'repeats': args.repeats, 'settle_s': args.settle,
+                              'load_before': loadavg(),
                               'models': {}}
     with tempfile.TemporaryDirectory(prefix='bench-runtimes.') as tmp, torch.no_grad():
         for name in args.models.split(','):
@@ -188,7 +192,7 @@ def main() -> None:
                 run(x)
             times = interleaved(Timer(), {rt: (lambda run=run, x=x: run(x))
                                           for rt, run in runners.items()},
-                                args.repeats, inner=1)
+                                args.repeats, inner=1, settle_s=args.settle)
             report['models'][name] = {
                 **info, 'exports': exports,
                 'median_ms': {k: round(v * 1e3, 1) for k, v in medians(times).items()},

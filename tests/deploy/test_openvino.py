@@ -41,6 +41,24 @@ def test_openvino_bf16_hint_is_chosen_at_load(model, tmp_path):
         assert float((got - ref).abs().max() / ref.abs().max()) < bound, precision
 
 
+@pytest.mark.slow
+def test_openvino_int8_runs_every_conv_after_a_shift_in_int8(model, tmp_path):
+    """With the shift's zero frames as ``Pad``, the CPU plugin's int8 kernels take every conv,
+    those after a shift site too (with a ``Concat`` of zeros, a quarter of ResNet-50's stayed
+    fp32). A CPU the plugin runs no int8 on runs every conv in fp32: also all alike."""
+    from tsmnet.deploy.openvino import core
+
+    path = tmp_path / 'model.xml'
+    tsmnet.export(model, path, format='openvino-int8', calibration=[clips(2, seed=s)
+                                                                    for s in range(2)])
+    compiled = core().compile_model(str(path), 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
+    convs = [op.get_rt_info()['runtimePrecision'].astype(str)
+             for op in compiled.get_runtime_model().get_ordered_ops()
+             if op.get_rt_info()['layerType'].astype(str) == 'Convolution']
+    assert len(convs) == 20, convs  # ResNet-18: 17 + 3 downsample
+    assert len(set(convs)) == 1, convs
+
+
 def test_openvino_names_a_bad_precision(tmp_path):
     with pytest.raises(ValueError, match="precision must be one of .'f32', 'bf16'., got 'fp8'"):
         openvino_runner(tmp_path / 'missing.xml', 'fp8')

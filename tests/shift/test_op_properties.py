@@ -4,7 +4,7 @@ Hypothesis draws N, T, C, H, W, shift_div, mode, dtype (fp32, fp64, fp16, bf16) 
 layout (contiguous, channels_last, strided view); the op must equal
 :func:`tsmnet.shift.temporal_shift_reference` exactly (a shift only moves values), in eager
 inference, under autograd (forward and backward) and under tracing.
-Examples in CI: 500 + 200 + 100 + 50 + 100 = 950.
+Examples in CI: 500 + 200 + 100 + 50 + 50 + 100 = 1000.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from torch import nn
 
 from tsmnet import TemporalShift, temporal_shift
 from tsmnet.shift import temporal_shift_reference
+from tsmnet.shift.functional import zero_frames_as_pad
 
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 LAYOUTS = ('contiguous', 'channels_last', 'strided')
@@ -114,6 +115,21 @@ def test_traced_shift_equals_loop_reference_for_other_batches(case: Case, clips:
     x = case.tensor()
     traced = torch.jit.trace(
         lambda v: temporal_shift(v, case.t, case.shift_div, case.mode), x, check_trace=False)
+    other = Case(**{**case.__dict__, 'n': clips, 'seed': case.seed + 1}).tensor()
+    assert torch.equal(traced(other),
+                       temporal_shift_reference(other, case.t, case.shift_div, case.mode))
+
+
+@settings(max_examples=50, **COMMON)
+@given(case=cases(), clips=st.integers(1, 3))
+def test_traced_shift_with_padded_zeros_equals_loop_reference(case: Case, clips: int) -> None:
+    """The form OpenVINO conversion records (zero frames as ``F.pad``), likewise."""
+    assume(_valid(case))
+    x = case.tensor()
+    with zero_frames_as_pad():
+        traced = torch.jit.trace(
+            lambda v: temporal_shift(v, case.t, case.shift_div, case.mode), x, check_trace=False)
+    assert any(n.kind() in ('aten::pad', 'aten::constant_pad_nd') for n in traced.graph.nodes())
     other = Case(**{**case.__dict__, 'n': clips, 'seed': case.seed + 1}).tensor()
     assert torch.equal(traced(other),
                        temporal_shift_reference(other, case.t, case.shift_div, case.mode))

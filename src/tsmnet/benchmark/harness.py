@@ -59,7 +59,8 @@ class Timer:
 
 
 def interleaved(timer: Timer, candidates: Mapping[str, Callable[[], Any]], repeats: int,
-                least_s: float = 0.02, inner: int | None = None) -> Times:
+                least_s: float = 0.02, inner: int | None = None, settle_s: float = 0.0
+                ) -> Times:
     """Time each candidate ``repeats`` times, interleaved, in an order that rotates.
 
     Args:
@@ -70,6 +71,9 @@ def interleaved(timer: Timer, candidates: Mapping[str, Callable[[], Any]], repea
             this long (:meth:`Timer.calibrate`, which warms the candidate up). Defaults to 0.02.
         inner: Calls per measurement instead, with no calibration and no warm-up. Defaults
             to None.
+        settle_s: Seconds idle (untimed) before each measurement, so that the worker threads
+            of the candidate before (OpenMP's, ONNX Runtime's, OpenVINO's spin a while after
+            a call) are asleep rather than taking cores from the next one. Defaults to 0.
 
     Returns:
         Name -> seconds per call, one entry per repeat.
@@ -80,6 +84,8 @@ def interleaved(timer: Timer, candidates: Mapping[str, Callable[[], Any]], repea
     for r in range(repeats):
         order = names[r % len(names):] + names[:r % len(names)]
         for k in order:
+            if settle_s:
+                time.sleep(settle_s)
             times[k].append(timer(candidates[k], counts[k]))
     return times
 

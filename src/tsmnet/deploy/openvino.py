@@ -63,7 +63,10 @@ def core() -> Any:
 def _convert(module: nn.Module, args: tuple[torch.Tensor, ...], dynamic: Any) -> Any:
     import openvino as ov
 
-    with torch.no_grad():
+    from ..shift.functional import zero_frames_as_pad
+
+    # the shift's zero frames as Pad: the form OpenVINO's int8 kernels run in uint8
+    with torch.no_grad(), zero_frames_as_pad():
         program = torch.export.export(module, args, dynamic_shapes=dynamic)
     return ov.convert_model(program)
 

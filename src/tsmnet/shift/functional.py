@@ -14,12 +14,35 @@ Two forms, same numbers:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 
 from .spec import ShiftSpec
 
 NAME = 'functional'
+
+_PAD_ZEROS = contextvars.ContextVar('tsmnet_shift_pad_zeros', default=False)
+
+
+@contextlib.contextmanager
+def zero_frames_as_pad() -> Iterator[None]:
+    """Within: :func:`shift` records its zero frames as ``F.pad`` (same numbers).
+
+    For OpenVINO: its int8 CPU kernels take a shift site in uint8 when the zero frame is a
+    ``Pad``; a ``Concat`` with a zero tensor (the default form) leaves the conv after every
+    shift (16 of ResNet-50's 53) in fp32, between quantize/dequantize steps (measured
+    ResNet-50-TSM int8 at 224: 1.6x slower, docs/performance.md). Not the default: ONNX
+    Runtime's int8 runs the ``cat`` form faster, and opset 17 has no such ``Pad``.
+    """
+    token = _PAD_ZEROS.set(True)
+    try:
+        yield
+    finally:
+        _PAD_ZEROS.reset(token)
 
 
 def status() -> str:
@@ -45,7 +68,13 @@ def shift(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
     x5 = x.reshape(nt // t, t, c, h, w)
     parts = []
     start = 0
+    pad = _PAD_ZEROS.get()
     for lo, hi, d in spec.groups():
+        if pad:  # one zero frame after (d > 0) or before the frames kept, along T
+            kept = x5[:, 1:, lo:hi] if d > 0 else x5[:, :-1, lo:hi]
+            parts.append(F.pad(kept, (0, 0, 0, 0, 0, 0) + ((0, 1) if d > 0 else (1, 0))))
+            start = hi
+            continue
         zero = torch.zeros_like(x5[:, :1, lo:hi])
         if d > 0:  # drop the first frame, one zero frame at the end of T
             parts.append(torch.cat([x5[:, 1:, lo:hi], zero], dim=1))
