@@ -1,6 +1,6 @@
 """``tsmnet predict`` against MMAction2's ``inference_recognizer``: ``python
 benchmarks/bench_predict.py [--crops 10] [--repeats 3] [--threads 2] [--batch N] [--runtime
-openvino [--precision bf16]]``; and over
+openvino [--precision bf16 | --precision int8 --calibration 4]]``; and over
 many videos, decoding in workers against the model alone: ``python benchmarks/bench_predict.py
 --videos 50 [--workers 2] [--crops 1]``.
 
@@ -34,11 +34,12 @@ import torch
 R50 = 'tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb'
 
 
-def write_video(path: Path, frames: int = 300, height: int = 256, width: int = 340) -> Path:
+def write_video(path: Path, frames: int = 300, height: int = 256, width: int = 340,
+                seed: int = 0) -> Path:
     """A textured scene panning right, H.264 (yuv420p), 30 fps."""
     import av
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     coarse = rng.uniform(0, 255, (height // 8 + 2, (width + 2 * frames) // 8 + 2, 3))
     scene = np.kron(coarse, np.ones((8, 8, 1))).astype(np.uint8)
     with av.open(str(path), 'w') as container:
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument('--runtime', default='eager',
                         help="tsmnet predict's --runtime (eager, compile, onnxruntime, openvino)")
     parser.add_argument('--precision', default=None, help="tsmnet predict's --precision")
+    parser.add_argument('--calibration', type=int, default=0, metavar='N',
+                        help="--precision int8: N other videos (other scenes) written to a "
+                             "folder, tsmnet predict's --calibration")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.videos:
@@ -119,8 +123,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     views = f'1,{args.crops}'
     batch = DEFAULT_BATCH if args.batch is None else args.batch
+    calibration = None
+    if args.calibration:
+        calibration = tmp / 'calibration'
+        calibration.mkdir()
+        for i in range(args.calibration):
+            write_video(calibration / f'{i}.mp4', frames=60, seed=1 + i)
     ours = build_predictor(R50, str(ckpt), views=views, batch=batch, runtime=args.runtime,
-                           precision=args.precision, threads=args.threads)
+                           precision=args.precision, calibration=calibration,
+                           threads=args.threads)
 
     def run_mmaction() -> tuple[dict[str, float], torch.Tensor]:
         t0 = time.perf_counter()
@@ -162,6 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
         'stages': {k: {s: statistics.median(t[s] for t in v) for s in v[0]}
                    for k, v in stages.items()},
         'max_abs_score_diff': float((scores['tsmnet'] - scores['mmaction'].float()).abs().max()),
+        'same_top1': int(scores['tsmnet'].argmax()) == int(scores['mmaction'].argmax()),
+        'calibration_videos': args.calibration,
         'torch': torch.__version__, 'loadavg': os.getloadavg()[0],
     }
     for name, parts in report['stages'].items():

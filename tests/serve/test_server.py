@@ -175,6 +175,17 @@ def test_over_limit_stream_refused_with_reason(server):
         assert json.loads(again.recv())['type'] == 'hello'
 
 
+def test_frames_are_not_compressed(server):
+    """The client offers permessage-deflate (websockets' and browsers' default); the server
+    declines: pixels hardly compress, and deflating a raw frame costs more than a step's
+    share of the CPU."""
+    with connect(f'{server.ws_url}/v1/stream') as ws:
+        assert json.loads(ws.recv())['type'] == 'hello'
+        assert 'Sec-WebSocket-Extensions' in ws.request.headers  # offered
+        assert 'Sec-WebSocket-Extensions' not in ws.response.headers  # declined
+        assert ws.protocol.extensions == []
+
+
 def test_bad_top_refused(server):
     with connect(f'{server.ws_url}/v1/stream?top=zero') as ws:
         with pytest.raises(websockets.exceptions.ConnectionClosed) as info:

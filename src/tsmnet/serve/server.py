@@ -4,6 +4,11 @@
 uvicorn's WebSocket limits bound what a client can make the server hold: one message is at
 most :data:`WS_MAX_BYTES` (a raw 2K frame), and at most :data:`WS_MAX_QUEUE` received messages
 wait per connection before uvicorn stops reading its socket (TCP then slows the client).
+
+Messages are not compressed (no ``permessage-deflate``, which browsers and the ``websockets``
+client offer by default): frames are JPEG or raw pixels, which deflate hardly shrinks, and
+compressing a raw 224 x 224 frame cost the client 5 ms of CPU per frame on the benchmark's
+machine, a sixth of the model's step (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ def config(app: Starlette, host: str = '127.0.0.1', port: int = 8000,
            log_level: str = 'info', **kwargs: object) -> uvicorn.Config:
     """uvicorn's config for the app, with the WebSocket limits above."""
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan='on',
-                          ws_max_size=WS_MAX_BYTES, ws_max_queue=WS_MAX_QUEUE, **kwargs)
+                          ws_max_size=WS_MAX_BYTES, ws_max_queue=WS_MAX_QUEUE,
+                          ws_per_message_deflate=False, **kwargs)
 
 
 def run(app: Starlette, host: str = '127.0.0.1', port: int = 8000,
