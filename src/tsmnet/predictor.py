@@ -264,48 +264,68 @@ def build_predictor(name: str | None = None, weights: str | None = None,
                      batch=batch, **runtime)
 
 
+# what runs a streamed step: runtime -> {precision: (export format, OpenVINO hint)}
+STEP_FORMATS: dict[str, dict[str, tuple[str, str | None]]] = {
+    'onnxruntime': {'fp32': ('onnx', None), 'int8': ('onnx-int8', None)},
+    'openvino': {'fp32': ('openvino', 'f32'), 'bf16': ('openvino', 'bf16'),
+                 'int8': ('openvino-int8', 'f32')}}
+
+
 def exported_step(model: Recognizer, size: int, precision: str | None = None,
-                  calibration: Any = None, threads: int | None = None
+                  calibration: Any = None, threads: int | None = None,
+                  runtime: str = 'onnxruntime'
                   ) -> Callable[[Sequence[torch.Tensor]], list[torch.Tensor]]:
-    """A recognizer's online step exported to ONNX and run by ONNX Runtime, as a function of
-    its inputs: ``[frames [B, 3, size, size], *buffers] -> [logits [B, K], *new_buffers]``,
-    any ``B`` (what a server steps its streams with, each stream holding its own buffers).
+    """A recognizer's online step exported and run by ONNX Runtime or OpenVINO, as a
+    function of its inputs: ``[frames [B, 3, size, size], *buffers] -> [logits [B, K],
+    *new_buffers]``, any ``B`` (what a server steps its streams with, each stream holding its
+    own buffers).
 
     The model is exported with a causal shift (its shifts get their mode back after) and
     checked against eager by :func:`tsmnet.export`; the file lives in a temporary folder only
-    until ONNX Runtime has read it.
+    until the runtime has read it.
 
     Args:
         model: The recognizer (eval mode; its batch norms may be folded).
         size: The frames' side.
-        precision: ``'fp32'`` (None) or ``'int8'`` (``calibration`` needed).
+        precision: ``'fp32'`` (None), ``'int8'`` (``calibration`` needed) or, on OpenVINO,
+            ``'bf16'`` (its inference precision hint; the file is fp32).
         calibration: int8's calibration clips or folder of videos (as :func:`tsmnet.export`
             takes them).
-        threads: ONNX Runtime's CPU threads.
+        threads: The runtime's CPU threads.
+        runtime: ``'onnxruntime'`` (default) or ``'openvino'``.
 
     Raises:
-        ValueError: Another precision, int8 without calibration, a model that cannot stream,
-            or an exported file that disagrees with eager beyond its format's bound.
+        ValueError: Another runtime or precision, int8 without calibration, a model that
+            cannot stream, or an exported file that disagrees with eager beyond its format's
+            bound.
     """
-    if precision not in (None, 'fp32', 'int8'):
-        raise ValueError(f"precision of an ONNX Runtime step must be 'fp32' or 'int8', got "
-                         f'{precision!r}')
+    if runtime not in STEP_FORMATS:
+        raise ValueError(f'runtime of an exported step must be one of {list(STEP_FORMATS)}, '
+                         f'got {runtime!r}')
+    precision = precision or 'fp32'
+    if precision not in STEP_FORMATS[runtime]:
+        raise ValueError(f'precision of an {runtime} step must be one of '
+                         f'{list(STEP_FORMATS[runtime])}, got {precision!r}')
     if precision == 'int8' and calibration is None:
         raise ValueError("precision='int8' needs calibration clips or a folder of videos")
+    fmt, hint = STEP_FORMATS[runtime][precision]
     shifts = [m for m in model.modules() if isinstance(m, TemporalShift)]
     modes = [m.shift_mode for m in shifts]
-    fmt = 'onnx-int8' if precision == 'int8' else 'onnx'
     try:  # exported causal; the model itself is given back as it was
         for module in shifts:
             module.shift_mode = 'causal'
         with tempfile.TemporaryDirectory(prefix='tsmnet-step.') as tmp:
-            path = f'{tmp}/step.onnx'
+            path = f'{tmp}/step.{"xml" if runtime == "openvino" else "onnx"}'
             example = None if precision == 'int8' else torch.randn(1, 3, size, size)
             report = export(model.eval(), path, kind='step', format=fmt, example=example,
                             calibration=calibration)
             if not report.ok:
                 raise ValueError(f'the exported step disagrees with eager beyond its bound '
                                  f'({report.bound})')
+            if runtime == 'openvino':
+                from .deploy.openvino import openvino_runner
+
+                return openvino_runner(path, hint or 'f32', threads)
             return onnx_runner(path, threads)
     finally:
         for module, mode in zip(shifts, modes):

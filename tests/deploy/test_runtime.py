@@ -228,3 +228,16 @@ def test_a_backbone_runs_to_features():
         torch.testing.assert_close(runner(video), model(video.flatten(0, 1)))
     step = step_runner(model)
     assert not step.scores and step(video[:, 0]).shape == (2, 512, 1, 1)
+
+
+def test_exported_step_names_a_bad_runtime_or_precision(recognizer):
+    from tsmnet.predictor import exported_step
+
+    with pytest.raises(ValueError, match=r"runtime of an exported step must be one of "
+                                         r"\['onnxruntime', 'openvino'\], got 'compile'"):
+        exported_step(recognizer, 56, runtime='compile')
+    with pytest.raises(ValueError, match=r"precision of an onnxruntime step must be one of "
+                                         r"\['fp32', 'int8'\], got 'bf16'"):
+        exported_step(recognizer, 56, 'bf16')
+    with pytest.raises(ValueError, match=r"precision='int8' needs calibration clips"):
+        exported_step(recognizer, 56, 'int8', runtime='openvino')

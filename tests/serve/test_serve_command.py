@@ -88,31 +88,33 @@ def test_serve_a_finetuned_checkpoint(tmp_path):
     assert process.returncode == 0 and output.rstrip().endswith('stopped'), output
 
 
-@pytest.mark.slow  # exports the model to ONNX, a server process
-def test_serve_runtime_scores_uploads_as_predict(tmp_path, capsys):
-    """``--weights`` alone (a tsmnet.save file) and ``--runtime onnxruntime``: /v1/models says
-    so, an upload's scores are ``tsmnet predict``'s with the same options, and a stream stepped
-    by the exported step gives the eager stream's scores."""
+@pytest.mark.slow  # exports the model, a server process
+@pytest.mark.parametrize('runtime', ['onnxruntime', 'openvino'])
+def test_serve_runtime_scores_uploads_as_predict(tmp_path, capsys, runtime):
+    """``--weights`` alone (a tsmnet.save file) and ``--runtime``: /v1/models says so, an
+    upload's scores are ``tsmnet predict``'s with the same options, and a stream stepped by
+    the exported step gives the eager stream's scores."""
+    pytest.importorskip(runtime)
     model = tiny_model()
     model.protocol = PROTOCOL
     weights = tsmnet.save(model, tmp_path / 'causal.pth',
                           classes=[f'gesture {i}' for i in range(NUM_CLASSES)])
     frames = moving_frames(12, 64, 80)
     video = write_video(tmp_path / 'clip.mp4', frames)
-    assert main(['predict', str(video), '--weights', str(weights), '--runtime', 'onnxruntime',
+    assert main(['predict', str(video), '--weights', str(weights), '--runtime', runtime,
                  '--top', str(NUM_CLASSES), '--json', '-']) == 0
     expected = json.loads(capsys.readouterr().out)['videos'][0]['top']
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, '-m', 'tsmnet', 'serve', '--weights', str(weights), '--runtime',
-         'onnxruntime', '--port', str(port), '--threads', '1', '--log-level', 'warning'],
+         runtime, '--port', str(port), '--threads', '1', '--log-level', 'warning'],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
     url = f'http://127.0.0.1:{port}'
     try:
         _wait_until_up(process, url)
         info = httpx.get(f'{url}/v1/models').json()['models'][0]
-        assert (info['runtime'], info['precision']) == ('onnxruntime', 'fp32')
-        assert info['stream_runtime'] == 'onnxruntime fp32'
+        assert (info['runtime'], info['precision']) == (runtime, 'fp32')
+        assert info['stream_runtime'] == f'{runtime} fp32'
         assert info['name'] == str(weights) and info['labels'][0] == 'gesture 0'
         with video.open('rb') as f:
             response = httpx.post(f'{url}/v1/classify?top={NUM_CLASSES}',

@@ -6,9 +6,9 @@ batch to fill; uploads (``POST /v1/classify``) are scored as ``tsmnet predict`` 
 ``GET /`` is a page that classifies the browser's camera live. The model comes through the
 same loader as ``tsmnet predict``'s (``--model``, ``--weights``); ``--runtime`` and
 ``--precision`` choose what runs it: the uploads as ``tsmnet predict --runtime`` runs them,
-and with ``onnxruntime`` the streams' step too, exported with a causal shift (other runtimes
-step the streams eagerly). Needs the ``serve`` extra (``pip install tsmnet[serve]``). See
-docs/serve.md.
+and with ``onnxruntime`` or ``openvino`` the streams' step too, exported with a causal shift
+(``compile`` steps the streams eagerly). Needs the ``serve`` extra (``pip install
+tsmnet[serve]``). See docs/serve.md.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def add_parser(subparsers: Any) -> None:
                 'wrote), or a URL; streams run it with a causal shift (a warning when it was '
                 'trained bidirectionally)')
     parser.add_argument('--labels', help='class names, one a line')
-    add_runtime(parser, 'the model (the uploads; the streams too under onnxruntime)')
+    add_runtime(parser, 'the model (the uploads; the streams too under onnxruntime and '
+                        'openvino)')
     parser.add_argument('--calibration', metavar='DIR',
                         help='videos that calibrate --precision int8')
     parser.add_argument('--host', default='127.0.0.1',
@@ -91,16 +92,16 @@ def _serve(args: argparse.Namespace, serve: Any, name: str | None) -> int:
                        calibration=args.calibration, threads=args.threads)
     name = name or args.weights
     step, stream_runtime = None, 'eager'
-    if args.runtime == 'onnxruntime':  # the streams' step too, exported from the same model
+    if args.runtime in ('onnxruntime', 'openvino'):  # the streams' step too, from that model
         from tsmnet.predictor import exported_step
         from tsmnet.serve.frames import stream_input_size
 
         try:
             step = exported_step(scorer.model, stream_input_size(scorer.protocol),
-                                 args.precision, args.calibration, args.threads)
+                                 args.precision, args.calibration, args.threads, args.runtime)
         except ValueError as err:
             raise CommandError(f'--runtime/--precision: {err}') from None
-        stream_runtime = f'onnxruntime {args.precision or "fp32"}'
+        stream_runtime = f'{args.runtime} {args.precision or "fp32"}'
     config = serve.ServeConfig(model_name=name, max_streams=args.max_streams,
                                max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
                                max_upload_bytes=int(args.max_upload_mb * 2**20),

@@ -78,8 +78,8 @@ class ServeConfig:
         max_classify_queue: Uploads being scored or waiting; more get 503.
         runtime: What scores the uploads, shown by ``/v1/models``.
         precision: Its precision, likewise.
-        stream_runtime: What steps the streams, likewise (``'eager'``, or ``'onnxruntime'``
-            with the ``step`` that :func:`create_app` takes).
+        stream_runtime: What steps the streams, likewise (``'eager'``, or ``'onnxruntime
+            fp32'``, ``'openvino bf16'``... with the ``step`` that :func:`create_app` takes).
     """
 
     model_name: str = 'model'
