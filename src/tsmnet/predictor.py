@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from .deploy.api import export
+from .deploy.openvino import openvino_runner
 from .deploy.runtime import clip_runner
 from .deploy.verify import onnx_runner
 from .fuse import fuse_conv_bn
@@ -323,8 +324,6 @@ def exported_step(model: Recognizer, size: int, precision: str | None = None,
                 raise ValueError(f'the exported step disagrees with eager beyond its bound '
                                  f'({report.bound})')
             if runtime == 'openvino':
-                from .deploy.openvino import openvino_runner
-
                 return openvino_runner(path, hint or 'f32', threads)
             return onnx_runner(path, threads)
     finally:

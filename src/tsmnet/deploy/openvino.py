@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..fileio import WriteError
+from ..shift.functional import zero_frames_as_pad
 
 __all__ = ['PRECISIONS', 'available', 'core', 'openvino_runner', 'require', 'write_openvino']
 
@@ -62,8 +63,6 @@ def core() -> Any:
 
 def _convert(module: nn.Module, args: tuple[torch.Tensor, ...], dynamic: Any) -> Any:
     import openvino as ov
-
-    from ..shift.functional import zero_frames_as_pad
 
     # the shift's zero frames as Pad: the form OpenVINO's int8 kernels run in uint8
     with torch.no_grad(), zero_frames_as_pad():
