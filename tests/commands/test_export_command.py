@@ -67,6 +67,25 @@ def test_bad_options(tmp_path: Path, capsys, argv, message) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
+def test_output_as_an_option(tmp_path: Path) -> None:
+    """``-o FILE`` as well as the positional OUT (a user's first try)."""
+    out = tmp_path / 'm.onnx'
+    assert main(['export', '-o', str(out), *ARGS, '--kind', 'clip']) == 0
+    assert out.stat().st_size > 0
+
+
+def test_output_given_once(tmp_path: Path, capsys) -> None:
+    assert main(['export', str(tmp_path / 'a.onnx'), '--output', str(tmp_path / 'b.onnx'),
+                 *ARGS]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f'as OUT or as -o/--output FILE, not both ({tmp_path / "a.onnx"}, {tmp_path / "b.onnx"})')
+    assert main(['export', *ARGS]) == 2
+    assert capsys.readouterr().err.strip() == ('tsmnet export: error: give the file to write '
+                                               'once: as OUT or as -o/--output FILE')
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unwritable_output_and_a_non_step_file(tmp_path: Path, capsys) -> None:
     assert main(['export', '/proc/tsmnet-nope/m.onnx', *ARGS]) == 2
     assert capsys.readouterr().err.startswith(

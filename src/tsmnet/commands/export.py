@@ -46,7 +46,9 @@ def add_parser(subparsers: Any) -> None:
         'export', help='export to ONNX (fp32, int8), ExecuTorch or OpenVINO, checked against '
         'eager', description=__doc__.split('\n\n')[0] + '\n\n' + __doc__.split('\n\n')[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('out', help='the file to write (.onnx, .pte or .xml)')
+    parser.add_argument('out', nargs='?', help='the file to write (.onnx, .pte or .xml)')
+    parser.add_argument('-o', '--output', metavar='FILE',
+                        help='the file to write, as an option (instead of OUT)')
     add_model(parser, what='a zoo model (needed with --weights only when the checkpoint does '
               'not describe its model)')
     add_weights(parser, 'a checkpoint or saved-model folder (what tsmnet finetune or '
@@ -159,6 +161,10 @@ def run(args: argparse.Namespace) -> int:
     from tsmnet.deploy.api import export
     from tsmnet.deploy.quantize import Int8Options
 
+    if (args.out is None) == (args.output is None):
+        raise CommandError('give the file to write once: as OUT or as -o/--output FILE'
+                           + (f', not both ({args.out}, {args.output})' if args.out else ''))
+    out = args.out or args.output
     if args.size is not None and args.size < 32:
         raise CommandError(f'--size must be >= 32, got {args.size}')
     if args.streams < 1:
@@ -188,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
              else (args.streams, segments, 3, size, size))
     # int8: the file is checked on the calibration data; fp32: on this example
     example = None if args.format.endswith('int8') else torch.randn(*shape, generator=gen)
-    report = export(model, args.out, kind=kind, format=args.format, example=example,
+    report = export(model, out, kind=kind, format=args.format, example=example,
                     calibration=calibration, int8=Int8Options(quant_format=args.quant_format))
     if args.json_path != '-':
         for line in report.lines():
