@@ -84,17 +84,6 @@ def test_flip_equals_mmactions(flip):
     assert not any(augment.draw_flip(rng, 0.0) for _ in range(100))
 
 
-@pytest.mark.parametrize('size', [(224, 224), (100, 61)])
-def test_resize_equals_mmcv(size):
-    import mmcv
-
-    frames = np.random.default_rng(0).integers(0, 256, (2, 183, 250, 3), np.uint8)
-    ours = augment.resize(frames, *size)
-    theirs = np.stack([mmcv.imresize(f, (size[1], size[0]), interpolation='bilinear')
-                       for f in frames])
-    np.testing.assert_array_equal(ours, theirs)
-
-
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match='num_fixed_crops must be 5 or 13'):
         augment.multi_scale_crop_candidates(256, 256, num_fixed_crops=7)

@@ -10,7 +10,7 @@ import torch
 from video_files import moving_frames, write_video
 
 from tsmnet.data import EvalPipeline, TrainPipeline, augment
-from tsmnet.video import TestProtocol, probe
+from tsmnet.video import TestProtocol, probe, transforms
 
 pytest.importorskip('decord')
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
@@ -58,7 +58,7 @@ def _replay(monkeypatch, seed: int, num_frames: int, height: int, width: int) ->
     rng = np.random.default_rng(seed)
     interval = num_frames // 8
     offsets = rng.integers(interval, size=8) if interval else None
-    short = augment.resize_short_side(np.zeros((1, height, width, 3), np.uint8), 256).shape
+    short = transforms.resize_short_side(np.zeros((1, height, width, 3), np.uint8), 256).shape
     sizes, steps = augment.multi_scale_crop_candidates(short[1], short[2], 224)
     picks = [int(rng.integers(len(sizes))), int(rng.integers(len(steps)))]
     flip = rng.random()

@@ -25,13 +25,37 @@ def _mm(transform, frames: np.ndarray) -> np.ndarray:
     return np.stack(out['imgs'])
 
 
+@pytest.fixture(params=['opencv', 'numpy'])
+def resize_path(request, monkeypatch) -> str:
+    """Each test of a resize runs twice: with OpenCV, and with the numpy path that stands in
+    where OpenCV is not installed."""
+    if request.param == 'numpy':
+        monkeypatch.setattr(transforms, 'opencv', lambda: None)
+    else:
+        assert transforms.opencv() is not None  # MMAction2's mmcv brings OpenCV
+    return request.param
+
+
 @pytest.mark.parametrize('h,w', SIZES)
 @pytest.mark.parametrize('short', [256, 64, 224])
-def test_resize_short_side_equals_mmaction(h, w, short):
+def test_resize_short_side_equals_mmaction(h, w, short, resize_path):
     frames = _frames(h, w)
     ours = transforms.resize_short_side(frames, short)
     theirs = _mm(Resize(scale=(-1, short)), frames)
     assert ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize('size', [(224, 224), (100, 61)])
+def test_resize_equals_mmcv(size, resize_path):
+    """Any output size (the training pipeline's second resize), from a non-contiguous view
+    (channels reversed, as a BGR to RGB view gives them)."""
+    import mmcv
+
+    frames = _frames(183, 250)[..., ::-1]
+    ours = transforms.resize(frames, *size)
+    theirs = np.stack([mmcv.imresize(np.ascontiguousarray(f), (size[1], size[0]),
+                                     interpolation='bilinear') for f in frames])
     np.testing.assert_array_equal(ours, theirs)
 
 

@@ -4,8 +4,8 @@
 Keeping the draws apart lets a test give MMAction2's own transform and ours the same choice and
 compare the frames to the bit, and makes every clip reproducible from its generator. Frames
 are ``[F, H, W, 3]`` uint8 RGB numpy arrays. The transforms follow MMAction2 1.2.0:
-``SampleFrames`` (train mode), ``MultiScaleCrop`` and ``Flip``; resizing is OpenCV's bilinear
-(:func:`resize`).
+``SampleFrames`` (train mode), ``MultiScaleCrop`` and ``Flip``; resizing is
+:func:`tsmnet.video.transforms.resize` (OpenCV's bilinear).
 """
 
 from __future__ import annotations
@@ -15,40 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..video import transforms
-
-try:  # OpenCV resizes 30x faster than the numpy equivalent, to the same bits
-    import cv2
-except ImportError:  # pragma: no cover - exercised where OpenCV is not installed
-    cv2 = None
-
 Rng = np.random.Generator
-
-
-def resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of ``[F, H, W, C]`` uint8 frames (``mmcv.imresize``'s ``'bilinear'``).
-
-    OpenCV's ``INTER_LINEAR`` when OpenCV is installed, else
-    :func:`tsmnet.video.transforms.resize`, which gives the same bits in numpy.
-
-    Returns:
-        ``[F, height, width, C]`` uint8.
-    """
-    if frames.shape[1:3] == (height, width):
-        return frames
-    if cv2 is None:
-        return transforms.resize(frames, height, width)
-    out = np.empty((frames.shape[0], height, width, frames.shape[3]), np.uint8)
-    for i, frame in enumerate(frames):
-        out[i] = cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR) \
-            .reshape(height, width, -1)
-    return out
-
-
-def resize_short_side(frames: np.ndarray, short: int) -> np.ndarray:
-    """``Resize(scale=(-1, short))``: the short side becomes ``short``, aspect kept."""
-    height, width = transforms.short_side_size(frames.shape[1], frames.shape[2], short)
-    return resize(frames, height, width)
 
 
 def draw_frame_indices(rng: Rng, num_frames: int, num_clips: int) -> np.ndarray:

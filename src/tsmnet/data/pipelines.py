@@ -94,12 +94,11 @@ class TrainPipeline:
         Returns:
             ``[T, 3, input_size, input_size]`` float32 (uint8 without ``normalize``).
         """
-        frames = augment.resize_short_side(frames, self.resize_short)
+        frames = vt.resize_short_side(frames, self.resize_short)
         box = augment.draw_multi_scale_crop(rng, frames.shape[1], frames.shape[2],
                                             self.input_size, self.scales,
                                             self.max_wh_scale_gap, self.num_fixed_crops)
-        frames = augment.resize(augment.apply_crop(frames, box), self.input_size,
-                                self.input_size)
+        frames = vt.resize(augment.apply_crop(frames, box), self.input_size, self.input_size)
         frames = augment.apply_flip(frames, augment.draw_flip(rng, self.flip_ratio))
         return _finish(frames, self.mean, self.std, self.normalize)
 
@@ -142,7 +141,7 @@ class EvalPipeline:
         """Resize, crop, normalise: ``[V, T, 3, S, S]`` float32 (``[T, 3, S, S]`` for a single
         view with ``squeeze``; uint8 without ``normalize``)."""
         p = self.protocol
-        frames = augment.resize_short_side(vt.as_rgb(frames), p.resize_short)
+        frames = vt.resize_short_side(vt.as_rgb(frames), p.resize_short)
         views = vt.to_views(_finish(vt.crop(frames, p.crop, p.crop_size), p.mean, p.std,
                                     self.normalize), p.num_segments)
         return views[0] if self.squeeze and views.shape[0] == 1 else views
