@@ -79,8 +79,9 @@ def test_step_int8_shift_sites_are_int8_copies(step_int8) -> None:
 
 
 def test_clip_int8_qdq_zero_padding_takes_the_site_scale(tmp_path: Path, model) -> None:
-    """The whole-clip shift pads with a constant zero tensor (range min = max = 0 alone);
-    it is quantized with the scale of the tensor it pads, inside the int8 graph."""
+    """No constant zero tensor (range min = max = 0 alone) enters the whole-clip shift's
+    int8 graph: each ``Concat`` joins tensors of the site's one scale, and no activation takes
+    ONNX Runtime's min = max fallback scale of 1.0."""
     path = tmp_path / 'clip_int8.onnx'
     report = tsmnet.export(model, path, kind='clip', format='onnx-int8',
                            calibration=clips(4, seed=3), int8=Int8Options(quant_format='qdq'))

@@ -19,7 +19,7 @@ from torch import nn
 
 from tsmnet import TemporalShift, temporal_shift
 from tsmnet.shift import temporal_shift_reference
-from tsmnet.shift.functional import zero_frames_as_pad
+from tsmnet.shift.functional import flat_frames
 
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 LAYOUTS = ('contiguous', 'channels_last', 'strided')
@@ -121,18 +121,29 @@ def test_traced_shift_equals_loop_reference_for_other_batches(case: Case, clips:
 
 
 @settings(max_examples=50, **COMMON)
-@given(case=cases(), clips=st.integers(1, 3))
-def test_traced_shift_with_padded_zeros_equals_loop_reference(case: Case, clips: int) -> None:
-    """The form OpenVINO conversion records (zero frames as ``F.pad``), likewise."""
+@given(case=cases(), clips=st.integers(1, 3), zeros=st.sampled_from(('select', 'multiply')))
+def test_traced_shift_with_flat_frames_equals_loop_reference(case: Case, clips: int,
+                                                             zeros: str) -> None:
+    """The forms tsmnet's ONNX and OpenVINO writers record (no view to ``[N, T, ...]``),
+    likewise: traced with one batch, run with another."""
     assume(_valid(case))
     x = case.tensor()
-    with zero_frames_as_pad():
+    with flat_frames(zeros):  # type: ignore[arg-type]
         traced = torch.jit.trace(
             lambda v: temporal_shift(v, case.t, case.shift_div, case.mode), x, check_trace=False)
-    assert any(n.kind() in ('aten::pad', 'aten::constant_pad_nd') for n in traced.graph.nodes())
+    nodes = list(traced.graph.nodes())
+    assert ('aten::mul' if zeros == 'multiply' else 'aten::where') in {n.kind() for n in nodes}
+    assert not [n for n in nodes if n.kind() in ('aten::reshape', 'aten::view')
+                and n.output().type().dim() == 5]  # the frames never viewed as [N, T, ...]
     other = Case(**{**case.__dict__, 'n': clips, 'seed': case.seed + 1}).tensor()
     assert torch.equal(traced(other),
                        temporal_shift_reference(other, case.t, case.shift_div, case.mode))
+
+
+def test_flat_frames_names_a_bad_form() -> None:
+    with pytest.raises(ValueError, match="zeros must be 'select' or 'multiply', got 'pad'"):
+        with flat_frames('pad'):  # type: ignore[arg-type]
+            pass
 
 
 @settings(max_examples=50, **COMMON)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..fileio import WriteError
+from ..shift.functional import flat_frames
 from ..stream import step_names
 from . import executorch as et
 from . import openvino as ov
@@ -196,13 +197,17 @@ def _write(format: str, module: nn.Module, args: tuple[torch.Tensor, ...], path:
            int8: Int8Options | None, opset: int) -> list[str]:
     """Write one file; returns notes."""
     inputs, outputs = names
+    # the shift with flat frames: ONNX Runtime keeps each conv's channels-last layout through
+    # it; int8 zeroes clip boundaries with a product, which it quantizes (a Where it cannot)
     if format == 'onnx':
-        write_onnx(module, args, path, input_names=inputs, output_names=outputs,
-                   dynamic_shapes=dynamic, opset_version=opset)
+        with flat_frames('select'):
+            write_onnx(module, args, path, input_names=inputs, output_names=outputs,
+                       dynamic_shapes=dynamic, opset_version=opset)
         return []
     if format == 'onnx-int8':
         options = int8 or Int8Options()
-        with tempfile.TemporaryDirectory(prefix='tsmnet-export.') as tmp:
+        with tempfile.TemporaryDirectory(prefix='tsmnet-export.') as tmp, \
+                flat_frames('multiply'):
             fp32 = Path(tmp) / 'fp32.onnx'
             write_onnx(module, args, fp32, input_names=inputs, output_names=outputs,
                        dynamic_shapes=dynamic, opset_version=opset)

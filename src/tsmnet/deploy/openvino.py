@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..fileio import WriteError
-from ..shift.functional import zero_frames_as_pad
+from ..shift.functional import flat_frames
 
 __all__ = ['PRECISIONS', 'available', 'core', 'openvino_runner', 'require', 'write_openvino']
 
@@ -64,8 +64,8 @@ def core() -> Any:
 def _convert(module: nn.Module, args: tuple[torch.Tensor, ...], dynamic: Any) -> Any:
     import openvino as ov
 
-    # the shift's zero frames as Pad: the form OpenVINO's int8 kernels run in uint8
-    with torch.no_grad(), zero_frames_as_pad():
+    # the shift with flat frames: the CPU plugin keeps its blocked layout through it
+    with torch.no_grad(), flat_frames('select'):
         program = torch.export.export(module, args, dynamic_shapes=dynamic)
     return ov.convert_model(program)
 

@@ -5,6 +5,8 @@ Two forms, same numbers:
 - :func:`shift`, slices, zeros and concatenation: what tracing, ONNX export and TorchScript
   record. Every exporter maps it to shape-generic ops, so an exported model keeps working for
   any number of clips. It takes any tensor on any device and is the slowest backend in eager.
+  Within :func:`flat_frames` (tsmnet's ONNX and OpenVINO writers), it never views the frames
+  as ``[N, T, ...]``, which the CPU runtimes run faster.
 - :func:`gathered`, a gather along time written as pads and selects over index arithmetic:
   what ``torch.compile`` gets (:data:`traced`). Inductor turns it into one pointwise loop
   that it fuses with the op before (a ReLU) and lays out as the conv after wants
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,24 +28,32 @@ from .spec import ShiftSpec
 
 NAME = 'functional'
 
-_PAD_ZEROS = contextvars.ContextVar('tsmnet_shift_pad_zeros', default=False)
+FlatZeros = Literal['select', 'multiply']
+_FLAT: contextvars.ContextVar[FlatZeros | None] = contextvars.ContextVar('tsmnet_shift_flat',
+                                                                  default=None)
 
 
 @contextlib.contextmanager
-def zero_frames_as_pad() -> Iterator[None]:
-    """Within: :func:`shift` records its zero frames as ``F.pad`` (same numbers).
+def flat_frames(zeros: FlatZeros = 'select') -> Iterator[None]:
+    """Within: :func:`shift` keeps the frames flat, ``[N * T, C, H, W]`` (same numbers):
+    moved by one along the frames, with each clip's boundary frame zeroed by ``where``
+    (``zeros='select'``) or by a 0/1 product (``'multiply'``).
 
-    For OpenVINO: its int8 CPU kernels take a shift site in uint8 when the zero frame is a
-    ``Pad``; a ``Concat`` with a zero tensor (the default form) leaves the conv after every
-    shift (16 of ResNet-50's 53) in fp32, between quantize/dequantize steps (measured
-    ResNet-50-TSM int8 at 224: 1.6x slower, docs/performance.md). Not the default: ONNX
-    Runtime's int8 runs the ``cat`` form faster, and opset 17 has no such ``Pad``.
+    For the CPU runtimes: the default form views the frames as ``[N, T, ...]``, and ONNX
+    Runtime and OpenVINO convert every conv's channels-last (blocked) layout back and forth
+    around each such view (ResNet-50-TSM int8 at 224: 17 % of ONNX Runtime's time in
+    ``Transpose``, 26 % of OpenVINO's in reorders). Flat, the layout passes through the shift
+    (docs/performance.md). ``'multiply'`` is for ONNX Runtime's int8, which quantizes a
+    ``Mul`` but not a ``Where``; a product lets a non-finite value of the next clip through
+    (0 x inf), which a quantized tensor cannot hold, so use it only for int8.
     """
-    token = _PAD_ZEROS.set(True)
+    if zeros not in ('select', 'multiply'):
+        raise ValueError(f"zeros must be 'select' or 'multiply', got {zeros!r}")
+    token = _FLAT.set(zeros)
     try:
         yield
     finally:
-        _PAD_ZEROS.reset(token)
+        _FLAT.reset(token)
 
 
 def status() -> str:
@@ -63,18 +74,15 @@ def shift(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
     default (dynamo) ONNX exporter emits Pad-18, which ONNX cannot convert down, so a
     requested opset 17 would silently come out as 18.
     """
+    zeros = _FLAT.get()
+    if zeros is not None:
+        return _flat(x, spec, zeros)
     nt, c, h, w = x.shape
     t = spec.num_segments
     x5 = x.reshape(nt // t, t, c, h, w)
     parts = []
     start = 0
-    pad = _PAD_ZEROS.get()
     for lo, hi, d in spec.groups():
-        if pad:  # one zero frame after (d > 0) or before the frames kept, along T
-            kept = x5[:, 1:, lo:hi] if d > 0 else x5[:, :-1, lo:hi]
-            parts.append(F.pad(kept, (0, 0, 0, 0, 0, 0) + ((0, 1) if d > 0 else (1, 0))))
-            start = hi
-            continue
         zero = torch.zeros_like(x5[:, :1, lo:hi])
         if d > 0:  # drop the first frame, one zero frame at the end of T
             parts.append(torch.cat([x5[:, 1:, lo:hi], zero], dim=1))
@@ -83,6 +91,28 @@ def shift(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
         start = hi
     parts.append(x5[:, :, start:])
     return torch.cat(parts, dim=2).reshape(nt, c, h, w)
+
+
+def _flat(x: torch.Tensor, spec: ShiftSpec, zeros: FlatZeros) -> torch.Tensor:
+    """:func:`shift` without a view to ``[N, T, ...]`` (:func:`flat_frames`)."""
+    nt = x.shape[0]
+    t = spec.num_segments
+    frame = (torch.arange(nt, device=x.device) % t).view(-1, 1, 1, 1)
+    parts = []
+    start = 0
+    for lo, hi, d in spec.groups():
+        # rolled by one frame: the frame that wraps around is a clip boundary, zeroed below
+        # (a zero tensor would be a constant, which int8 quantizes apart from the site)
+        group = x[:, lo:hi]
+        if d > 0:  # frame i reads frame i + 1; the last frame of a clip reads zeros
+            moved, keep = torch.cat([group[1:], group[:1]]), frame < t - 1
+        else:  # frame i reads frame i - 1; the first frame of a clip reads zeros
+            moved, keep = torch.cat([group[-1:], group[:-1]]), frame > 0
+        parts.append(moved * keep.to(x.dtype) if zeros == 'multiply'
+                     else torch.where(keep, moved, 0))
+        start = hi
+    parts.append(x[:, start:])
+    return torch.cat(parts, dim=1)
 
 
 def gathered(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
