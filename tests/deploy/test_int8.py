@@ -3,6 +3,7 @@ buffers leave a step and enter the next with the same quantization, no degenerat
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,14 @@ def test_clip_int8_qdq_zero_padding_takes_the_site_scale(tmp_path: Path, model) 
         assert q.op_type == 'QuantizeLinear'
         assert scales == {float(consts[q.input[1]])} and 1.0 not in scales
     assert all(s > 0 and s != 1.0 for s in _activation_scales(proto))
+
+
+def test_clip_int8_leaves_index_arithmetic_alone(tmp_path: Path, model,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """The shift mask's frame indices (int64) are not offered to the quantizer, which would
+    log a warning with a dump of each tensor's type for every one."""
+    with caplog.at_level(logging.WARNING):
+        report = tsmnet.export(model, tmp_path / 'clip_int8.onnx', kind='clip',
+                               format='onnx-int8', calibration=clips(2, seed=4))
+    assert report.ok, report.lines()
+    assert not [r for r in caplog.records if 'to quantize for tensor' in r.getMessage()]

@@ -12,8 +12,9 @@ given one range, the union of their calibrated ranges: the site's input, its sli
 concatenation, and in the step the buffer input ``buffer_i`` and output ``new_buffer_i``. So
 the ``Concat`` joins int8 values of one scale (a copy, no requantisation), a buffer leaves one
 step and enters the next with the same scale and zero point (the round trip through float is
-exact), and the zero padding of the whole-clip shift (a constant zero tensor, whose own range
-``min = max = 0`` is degenerate) takes the scale of the tensor it pads.
+exact), and the whole-clip shift's product with its 0/1 frame mask (:func:`tsmnet.shift.
+functional.flat_frames`) keeps the site's scale. Ops on integer tensors (the frame index
+arithmetic of that mask) are left out of quantization.
 """
 
 from __future__ import annotations
@@ -197,5 +198,19 @@ def quantize_onnx(fp32_path: str | Path, path: str | Path,
                             activation_type=types[options.activations],
                             weight_type=types[options.weights],
                             calibrate_method=_METHODS[options.calibrate_method](),
+                            nodes_to_exclude=_index_nodes(model),
                             extra_options={'TensorQuantOverrides': overrides})
     return ranges
+
+
+def _index_nodes(model: Any) -> list[str]:
+    """The nodes whose data input is an integer tensor (shape and index arithmetic): nothing
+    to quantize, and ONNX Runtime would log a warning for each."""
+    import onnx
+
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in (*model.graph.value_info, *model.graph.input, *model.graph.output)}
+    types.update((i.name, i.data_type) for i in model.graph.initializer)
+    return [node.name for node in model.graph.node
+            if node.input and node.input[0] in types and types[node.input[0]] not in floats]
