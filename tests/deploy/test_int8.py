@@ -79,7 +79,7 @@ def test_step_int8_shift_sites_are_int8_copies(step_int8) -> None:
     assert scales and all(s > 0 and s != 1.0 for s in scales)  # 1.0: ORT's min = max case
 
 
-def test_clip_int8_qdq_zero_padding_takes_the_site_scale(tmp_path: Path, model) -> None:
+def test_clip_int8_qdq_shift_sites_keep_one_scale(tmp_path: Path, model) -> None:
     """No constant zero tensor (range min = max = 0 alone) enters the whole-clip shift's
     int8 graph: each ``Concat`` joins tensors of the site's one scale, and no activation takes
     ONNX Runtime's min = max fallback scale of 1.0."""

@@ -93,11 +93,16 @@ def shift(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
     return torch.cat(parts, dim=2).reshape(nt, c, h, w)
 
 
+def _frame_in_clip(x: torch.Tensor, t: int) -> torch.Tensor:
+    """Each frame's index within its clip, ``[N * T, 1, 1, 1]`` (traceable: from the symbolic
+    frame count)."""
+    return (torch.arange(x.shape[0], device=x.device) % t).view(-1, 1, 1, 1)
+
+
 def _flat(x: torch.Tensor, spec: ShiftSpec, zeros: FlatZeros) -> torch.Tensor:
     """:func:`shift` without a view to ``[N, T, ...]`` (:func:`flat_frames`)."""
-    nt = x.shape[0]
     t = spec.num_segments
-    frame = (torch.arange(nt, device=x.device) % t).view(-1, 1, 1, 1)
+    frame = _frame_in_clip(x, t)
     parts = []
     start = 0
     for lo, hi, d in spec.groups():
@@ -123,9 +128,9 @@ def gathered(x: torch.Tensor, spec: ShiftSpec) -> torch.Tensor:
     under inductor), no cat (inductor gives a cat's inputs a buffer each): pads along the
     frames and ``where`` over frame and channel indices, which inductor fuses into one loop.
     """
-    nt, c = x.shape[:2]
+    c = x.shape[1]
     t = spec.num_segments
-    frame = (torch.arange(nt, device=x.device) % t).view(-1, 1, 1, 1)
+    frame = _frame_in_clip(x, t)
     channel = torch.arange(c, device=x.device).view(1, -1, 1, 1)
     out = x
     for lo, hi, d in reversed(spec.groups()):
